@@ -1,0 +1,1 @@
+"""Gymnasium dialogue environments of rlhf-gym, registered under the ``rlhf/`` namespace."""

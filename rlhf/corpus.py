@@ -1,0 +1,120 @@
+"""English dialogues shipped by ``chatterbot-corpus``, and the contexts cut from them.
+
+The corpus is the offline default for everything: pretraining the default policy, prompts for the
+environments and PPO, candidate replies and the user simulator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from rlhf.chat import clean_turn
+
+
+@dataclass(frozen=True)
+class DialogueContext:
+    """A point in a dialogue where the bot speaks next.
+
+    ``turns`` alternate user/bot and end on a user turn; ``continuation`` is what the bot of the real
+    dialogue said next (empty when unknown) and ``rest`` the turns after that.
+    """
+
+    turns: tuple[str, ...]
+    continuation: str = ""
+    rest: tuple[str, ...] = ()
+    dialogue_id: str = ""
+
+
+def corpus_dir() -> Path:
+    """Folder of the English YAML files inside the installed ``chatterbot-corpus`` package."""
+    import chatterbot_corpus
+
+    return Path(chatterbot_corpus.__file__).parent / "data" / "english"
+
+
+@lru_cache(maxsize=1)
+def load_dialogues() -> tuple[tuple[str, ...], ...]:
+    """All English dialogues of chatterbot-corpus, in a stable order, turns cleaned to one line.
+
+    Each dialogue id is ``<category>/<index>``; see :func:`dialogue_ids`.
+    """
+    return tuple(d for _, d in _load_with_ids())
+
+
+def dialogue_ids() -> tuple[str, ...]:
+    """Ids ``<category>/<index>`` of :func:`load_dialogues`, position for position."""
+    return tuple(i for i, _ in _load_with_ids())
+
+
+@lru_cache(maxsize=1)
+def _load_with_ids() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    out = []
+    for path in sorted(corpus_dir().glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for i, conversation in enumerate(data.get("conversations") or []):
+            turns = tuple(clean_turn(t) for t in conversation if t is not None and clean_turn(t))
+            if len(turns) >= 2:
+                out.append((f"{path.stem}/{i}", turns))
+    if not out:
+        raise RuntimeError(f"no dialogues found under {corpus_dir()}: is chatterbot-corpus installed intact?")
+    return tuple(out)
+
+
+def corpus_fingerprint() -> str:
+    """A short hash of the corpus text: caches built from it are keyed on it."""
+    h = hashlib.sha256()
+    for did, turns in _load_with_ids():
+        h.update(did.encode())
+        h.update("\x00".join(turns).encode())
+    return h.hexdigest()[:12]
+
+
+def split_dialogues(heldout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of (train, held-out) dialogues: a seeded shuffle, the same on every machine."""
+    if not 0.0 < heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    indices = list(range(len(load_dialogues())))
+    random.Random(seed).shuffle(indices)
+    n_heldout = max(1, round(len(indices) * heldout_fraction))
+    return sorted(indices[n_heldout:]), sorted(indices[:n_heldout])
+
+
+def contexts_of(dialogue: tuple[str, ...], dialogue_id: str = "") -> list[DialogueContext]:
+    """Every context of one dialogue: cut before each bot turn."""
+    return [
+        DialogueContext(
+            turns=dialogue[:k], continuation=dialogue[k], rest=tuple(dialogue[k + 1 :]), dialogue_id=dialogue_id
+        )
+        for k in range(1, len(dialogue), 2)
+    ]
+
+
+def corpus_contexts(split: str = "all", heldout_fraction: float = 0.1, seed: int = 0) -> list[DialogueContext]:
+    """Dialogue contexts from the corpus: ``split`` is ``"all"``, ``"train"`` or ``"heldout"``.
+
+    Only the first context of each dialogue is used, so every context starts a conversation and the
+    multi-turn user simulator can follow the real dialogue from there.
+    """
+    dialogues, ids = load_dialogues(), dialogue_ids()
+    if split == "all":
+        chosen = range(len(dialogues))
+    elif split in ("train", "heldout"):
+        chosen = split_dialogues(heldout_fraction, seed)[0 if split == "train" else 1]
+    else:
+        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+    return [contexts_of(dialogues[i], ids[i])[0] for i in chosen]
+
+
+def bot_turns() -> list[str]:
+    """Every bot turn of the corpus, deduplicated in first-seen order: the pool of candidate replies."""
+    seen: dict[str, None] = {}
+    for d in load_dialogues():
+        for t in d[1::2]:
+            seen.setdefault(t, None)
+    return list(seen)

@@ -1,0 +1,28 @@
+"""Shared fixtures: no network, no wandb server, and one tiny policy built once per test session."""
+
+import os
+
+# Set before transformers/wandb are imported: a hub lookup here takes ~1 minute to fail.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from rlhf.policy import PolicyConfig, ensure_policy  # noqa: E402
+
+TINY_POLICY = dict(vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=128, epochs=3, batch_size=32)
+
+
+@pytest.fixture(scope="session")
+def tiny_policy_config(tmp_path_factory) -> PolicyConfig:
+    """Config of the tiny offline policy (seconds to build), cached in a session folder."""
+    return PolicyConfig(cache_dir=str(tmp_path_factory.mktemp("cache")), device="cpu", **TINY_POLICY)
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tiny_policy_config):
+    """The tiny policy's report (``.path`` is its folder), built once for the whole session."""
+    return ensure_policy(tiny_policy_config)

@@ -1,0 +1,37 @@
+import pytest
+
+from rlhf.config import ConfigError, load_config, save_config
+from rlhf.policy import PolicyConfig
+
+
+def test_yaml_and_overrides_fill_the_dataclass(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text("n_layer: 3\nepochs: 2\n")
+    config = load_config(PolicyConfig, path, ["--epochs", "5"])
+    assert (config.n_layer, config.epochs, config.n_embd) == (3, 5, PolicyConfig().n_embd)
+
+
+def test_misspelled_key_names_file_key_and_suggestion(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text("n_layers: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(PolicyConfig, path)
+    message = str(info.value)
+    assert str(path) in message and "'n_layers'" in message and "did you mean 'n_layer'" in message
+
+
+def test_missing_file_and_unknown_override_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(PolicyConfig, tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="--n_layers"):
+        load_config(PolicyConfig, None, ["--n_layers", "3"])
+
+
+def test_saved_config_loads_back(tmp_path):
+    config = PolicyConfig(epochs=7, policy="gpt2")
+    save_config(config, tmp_path / "c.yaml")
+    assert load_config(PolicyConfig, tmp_path / "c.yaml") == config
+
+
+def test_shipped_configs_load():
+    load_config(PolicyConfig, "configs/policy/default.yaml")

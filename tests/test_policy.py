@@ -1,0 +1,63 @@
+import json
+import os
+
+import pytest
+import torch
+
+from rlhf.policy import (
+    PolicyConfig,
+    default_policy_dir,
+    ensure_policy,
+    generate_replies,
+    load_policy,
+    pack_blocks,
+)
+
+
+def test_tiny_policy_beats_a_unigram_model(tiny_policy):
+    assert tiny_policy.heldout_tokens > 1000
+    assert tiny_policy.heldout_perplexity < 0.5 * tiny_policy.unigram_perplexity
+
+
+def test_second_call_reuses_the_cache(tiny_policy, tiny_policy_config):
+    weights = os.path.join(tiny_policy.path, "model.safetensors")
+    before = os.path.getmtime(weights)
+    again = ensure_policy(tiny_policy_config)
+    assert again.reused and again.path == tiny_policy.path
+    assert os.path.getmtime(weights) == before
+    with open(os.path.join(tiny_policy.path, "policy_report.json")) as f:
+        assert json.load(f)["reused"] is False
+
+
+def test_cache_key_changes_with_the_architecture(tiny_policy_config):
+    other = PolicyConfig(**{**tiny_policy_config.__dict__, "n_layer": 3})
+    assert default_policy_dir(other) != default_policy_dir(tiny_policy_config)
+
+
+def test_policy_loads_by_path_and_generates_one_line_replies(tiny_policy):
+    model, tokenizer = load_policy(tiny_policy.path, device="cpu")
+    assert tokenizer.padding_side == "left" and tokenizer.pad_token_id != tokenizer.eos_token_id
+    contexts = [["Hello"], ["How are you?"]]
+    replies = generate_replies(model, tokenizer, contexts, num_samples=3, max_new_tokens=12, seed=0)
+    assert [len(r) for r in replies] == [3, 3]
+    assert all("\n" not in r for rs in replies for r in rs)
+    again = generate_replies(model, tokenizer, contexts, num_samples=3, max_new_tokens=12, seed=0)
+    assert again == replies
+
+
+def test_unknown_model_name_is_named(tmp_path):
+    with pytest.raises(ValueError, match="no-such-model-xyz"):
+        load_policy(str(tmp_path / "no-such-model-xyz"), device="cpu")
+
+
+def test_unwritable_cache_dir_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PermissionError, match=str(blocker)):
+        ensure_policy(PolicyConfig(cache_dir=str(blocker / "cache"), vocab_size=300, n_layer=1, n_embd=32, epochs=1))
+
+
+def test_pack_blocks_joins_dialogues_with_one_eos():
+    blocks = pack_blocks([[0, 5, 6, 0], [0, 7, 0], [0, 8, 9, 0]], block_size=4)
+    assert blocks.tolist() == [[0, 5, 6, 0], [7, 0, 8, 9]]
+    assert blocks.dtype == torch.long
