@@ -1,0 +1,68 @@
+"""One evaluation for every algorithm: the same held-out contexts, rewards and metric names.
+
+PPO, tabular Q-learning and DQN all reply to the held-out contexts and pass the replies here, so
+their numbers sit in one table. Metric names (``EVAL_METRICS``) are shared by wandb, the local run
+records and the comparison report; ``eval/kl`` is logged only where a reference policy exists (PPO).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rlhf.gold import words
+from rlhf.rewards import Context, RewardFunction, score_checked
+
+ENV_REWARD = "eval/env_reward"
+GOLD_REWARD = "eval/gold_reward"
+KL = "eval/kl"
+REPLY_LENGTH = "eval/reply_length"
+DISTINCT_1 = "eval/distinct_1"
+DISTINCT_2 = "eval/distinct_2"
+SAMPLES = "samples"  # environment interactions (replies scored) so far: the x axis of every comparison
+EVAL_METRICS = (ENV_REWARD, GOLD_REWARD, KL, REPLY_LENGTH, DISTINCT_1, DISTINCT_2)
+
+
+def held_out_contexts(prompts: Any = None, n: int | None = 64, heldout_fraction: float = 0.1, seed: int = 0):
+    """The first ``n`` held-out contexts of a prompt source (default: the corpus), the same for every run."""
+    from rlhf.prompts import load_prompts
+
+    contexts = load_prompts(prompts, split="heldout", heldout_fraction=heldout_fraction, seed=seed)
+    return contexts if n is None else contexts[:n]
+
+
+def distinct_n(replies: Sequence[str], n: int) -> float:
+    """Distinct word n-grams over all n-grams in ``replies`` (0 when there are none): a diversity measure."""
+    grams = [tuple(ws[i : i + n]) for ws in map(words, replies) for i in range(len(ws) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def evaluate_replies(
+    contexts: Sequence[Context],
+    replies: Sequence[str],
+    reward: RewardFunction,
+    gold: RewardFunction | None = None,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Metrics of ``replies`` to ``contexts`` and one sample row per pair (context, reply, rewards)."""
+    env_scores = score_checked(reward, contexts, replies)
+    gold_scores = score_checked(gold, contexts, replies) if gold is not None else None
+    metrics = {
+        ENV_REWARD: float(env_scores.mean()),
+        REPLY_LENGTH: float(np.mean([len(words(r)) for r in replies])),
+        DISTINCT_1: distinct_n(replies, 1),
+        DISTINCT_2: distinct_n(replies, 2),
+    }
+    if gold_scores is not None:
+        metrics[GOLD_REWARD] = float(gold_scores.mean())
+    rows = [
+        {
+            "context": " | ".join(context),
+            "reply": reply,
+            "env_reward": float(env_scores[i]),
+            **({"gold_reward": float(gold_scores[i])} if gold_scores is not None else {}),
+        }
+        for i, (context, reply) in enumerate(zip(contexts, replies, strict=True))
+    ]
+    return metrics, rows

@@ -1,0 +1,214 @@
+"""Run records: every training run logs to Weights & Biases and to a local folder beside it.
+
+wandb is offline by default (``wandb sync`` uploads later), online when a key is configured and the
+mode says so, or ``disabled``. Offline wandb files have no Python reader, so each run also writes a
+plain record that the comparison report reads::
+
+    <runs_dir>/<group>/<name>/
+        run.json        algo, env, group, tags, config, status ("running" → "finished")
+        metrics.jsonl   one {"step": …, metric: value, …} per line
+        samples.jsonl   sample replies, one {"step": …, "context": …, "reply": …, …} per line
+        summary.json    final numbers, written by finish()
+
+Runs of one experiment share a ``group`` so PPO and the baselines sit side by side in wandb.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@dataclass
+class RunSettings:
+    """Where and how a run is logged; each trainer's config carries these fields."""
+
+    project: str = "rlhf-gym"
+    group: str = "default"
+    run_name: str | None = None
+    wandb_mode: str = "offline"
+    runs_dir: str = "artifacts/runs"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+class RunRecord:
+    """One run's local record and its wandb run; create with :meth:`start`."""
+
+    def __init__(self, folder: Path, info: dict[str, Any], wandb_run: Any = None) -> None:
+        self.folder = folder
+        self.info = info
+        self.wandb_run = wandb_run
+        self._started = time.time()
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        algo: str,
+        env_id: str,
+        config: dict[str, Any],
+        project: str = "rlhf-gym",
+        group: str = "default",
+        name: str | None = None,
+        runs_dir: str | os.PathLike = "artifacts/runs",
+        wandb_mode: str = "offline",
+        tags: Sequence[str] = (),
+        resume: bool = False,
+    ) -> RunRecord:
+        """Open ``<runs_dir>/<group>/<name>`` (default name: the algo) and the wandb run.
+
+        ``resume=True`` appends to an existing record and resumes its wandb run; otherwise an
+        existing record of the same name is an error, so no finished run is overwritten by accident.
+        """
+        if wandb_mode not in WANDB_MODES:
+            raise ValueError(f"wandb_mode must be one of {WANDB_MODES}, got {wandb_mode!r}")
+        name = _slug(name or algo)
+        folder = Path(runs_dir) / _slug(group) / name
+        run_file = folder / "run.json"
+        if run_file.exists() and not resume:
+            raise FileExistsError(f"run record {folder} exists: pick another run name, delete it, or resume")
+        folder.mkdir(parents=True, exist_ok=True)
+        if resume and run_file.exists():
+            info = json.loads(run_file.read_text())
+            info["status"] = "running"
+        else:
+            info = {
+                "name": name,
+                "algo": algo,
+                "env_id": env_id,
+                "group": group,
+                "project": project,
+                "tags": [algo, env_id, *tags],
+                "config": config,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "status": "running",
+            }
+        wandb_run = None
+        if wandb_mode != "disabled":
+            wandb_run = _init_wandb(info, folder, wandb_mode, resume)
+            info["wandb_id"] = wandb_run.id
+        record = cls(folder, info, wandb_run)
+        record._write_info()
+        return record
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Append ``metrics`` at ``step`` to metrics.jsonl and to wandb."""
+        row = {"step": int(step), "wall_time": round(time.time() - self._started, 3), **_plain(metrics)}
+        _append_jsonl(self.folder / "metrics.jsonl", [row])
+        if self.wandb_run is not None:
+            self.wandb_run.log(dict(metrics), step=int(step))
+
+    def log_samples(self, rows: Sequence[dict[str, Any]], step: int, key: str = "samples") -> None:
+        """Append sample rows (context, reply, rewards…) to samples.jsonl and as a wandb table."""
+        rows = [{"step": int(step), **_plain(r)} for r in rows]
+        _append_jsonl(self.folder / "samples.jsonl", rows)
+        if self.wandb_run is not None and rows:
+            import wandb
+
+            columns = list(rows[0])
+            table = wandb.Table(columns=columns, data=[[r.get(c) for c in columns] for r in rows])
+            self.wandb_run.log({key: table}, step=int(step))
+
+    def finish(self, summary: dict[str, Any] | None = None) -> None:
+        """Write summary.json, mark the record finished and close the wandb run."""
+        summary = _plain(summary or {})
+        (self.folder / "summary.json").write_text(json.dumps(summary, indent=2))
+        self.info["status"] = "finished"
+        self._write_info()
+        if self.wandb_run is not None:
+            self.wandb_run.summary.update(summary)
+            self.wandb_run.finish()
+            self.wandb_run = None
+
+    def _write_info(self) -> None:
+        tmp = self.folder / "run.json.tmp"
+        tmp.write_text(json.dumps(self.info, indent=2, default=str))
+        os.replace(tmp, self.folder / "run.json")
+
+
+def _init_wandb(info: dict[str, Any], folder: Path, mode: str, resume: bool):
+    import wandb
+
+    wandb_dir = Path(os.environ.get("WANDB_DIR", folder.parent.parent / "wandb"))
+    wandb_dir.mkdir(parents=True, exist_ok=True)
+    return wandb.init(
+        project=info["project"],
+        group=info["group"],
+        name=info["name"],
+        job_type=info["algo"],
+        tags=info["tags"],
+        config=info["config"],
+        dir=str(wandb_dir),
+        mode=mode,
+        id=info.get("wandb_id") if resume else None,
+        resume="allow" if resume else None,
+        reinit="finish_previous",
+    )
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready copy: numpy and torch scalars become Python numbers."""
+    out = {}
+    for key, value in data.items():
+        if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def _append_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, default=str) + "\n")
+        f.flush()
+
+
+def read_run(folder: str | os.PathLike) -> dict[str, Any]:
+    """A run record as ``{"info", "metrics", "samples", "summary"}``; names the file when one is unreadable.
+
+    A half-written record (no summary, a truncated last line) still reads: its status says so.
+    """
+    folder = Path(folder)
+    run_file = folder / "run.json"
+    if not run_file.is_file():
+        raise FileNotFoundError(f"{folder} is not a run record: no run.json")
+    try:
+        info = json.loads(run_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{run_file}: not valid JSON ({exc})") from exc
+    summary_file = folder / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    return {
+        "info": info,
+        "metrics": _read_jsonl(folder / "metrics.jsonl"),
+        "samples": _read_jsonl(folder / "samples.jsonl"),
+        "summary": summary,
+    }
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number == len(lines):  # a run killed mid-write leaves a partial last line: skip it
+                break
+            raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from exc
+    return rows
