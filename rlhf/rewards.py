@@ -109,26 +109,33 @@ class RewardModelScorer(RewardFunction):
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model.to(self.device).eval()
         self.batch_size = batch_size
-        self.max_length = max_length
+        # Never longer than the model's position table: a small policy-sized RM has only 128 positions.
+        window = getattr(self.model.config, "n_positions", None) or getattr(
+            self.model.config, "max_position_embeddings", None
+        )
+        self.max_length = min(max_length, window) if window else max_length
 
     def score(self, contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
         import torch
 
         texts = [render_exchange(c, r) for c, r in zip(contexts, replies, strict=True)]
-        out = []
-        # Keep the end of long exchanges: the reply is what is being scored.
+        scores = np.zeros(len(texts))
+        # Batches of similar length waste little on padding; the end of a long exchange is kept, since
+        # the reply is what is being scored.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         self.tokenizer.truncation_side = "left"
         with torch.inference_mode():
-            for i in range(0, len(texts), self.batch_size):
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
                 enc = self.tokenizer(
-                    texts[i : i + self.batch_size],
+                    [texts[i] for i in rows],
                     return_tensors="pt",
                     padding=True,
                     truncation=True,
                     max_length=self.max_length,
                 ).to(self.device)
-                out.append(self.model(**enc).logits[:, 0].float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+                scores[rows] = self.model(**enc).logits[:, 0].float().cpu().numpy()
+        return scores
 
 
 def resolve_reward(spec: Any) -> RewardFunction:
