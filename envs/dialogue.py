@@ -43,13 +43,6 @@ def _turns_of(context: DialogueContext | Sequence[str]) -> tuple[str, ...]:
     return context.turns if isinstance(context, DialogueContext) else tuple(context)
 
 
-def reward_parts(reward: RewardFunction, contexts: Sequence[Sequence[str]], replies: Sequence[str], scores: np.ndarray):
-    """The named parts of ``reward`` on a batch, as ``{name: array}``; a reward with one part reuses ``scores``."""
-    if type(reward).score_parts is RewardFunction.score_parts:  # not overridden: its one part is the score
-        return {reward.name: scores}
-    return {k: np.asarray(v, dtype=np.float64) for k, v in reward.score_parts(contexts, replies).items()}
-
-
 class DialogueEnv(gymnasium.Env[str, str]):
     """Reply to a dialogue in free text; the reward scores the reply in its context.
 
@@ -182,8 +175,7 @@ class DialogueEnv(gymnasium.Env[str, str]):
         return reply
 
     def _score(self, turns: tuple[str, ...], reply: str) -> tuple[float, dict[str, float], float | None]:
-        scores = self.score_replies([turns], [reply])
-        parts = reward_parts(self.reward_fn, [turns], [reply], scores)
+        scores, parts = self.reward_fn.score_with_parts([turns], [reply])
         gold = self.score_gold([turns], [reply])
         return float(scores[0]), {k: float(v[0]) for k, v in parts.items()}, None if gold is None else float(gold[0])
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from rlhf.rewards import Context, RewardFunction
+from rlhf.rewards import Context, RewardFunction, check_scores
 
 _WORD = re.compile(r"[a-z0-9']+")
 _STOPWORDS = frozenset(
@@ -94,7 +94,17 @@ class WeightedSum(RewardFunction):
         return {key: scorer.score(contexts, replies) for key, (scorer, _) in self.parts.items()}
 
     def score(self, contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
+        return self._total(self.score_parts(contexts, replies))
+
+    def score_with_parts(
+        self, contexts: Sequence[Context], replies: Sequence[str]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if len(contexts) != len(replies):
+            raise ValueError(f"{len(contexts)} contexts but {len(replies)} replies")
         parts = self.score_parts(contexts, replies)
+        return check_scores(self, self._total(parts), replies), parts
+
+    def _total(self, parts: dict[str, np.ndarray]) -> np.ndarray:
         return sum(weight * parts[key] for key, (_, weight) in self.parts.items())
 
 

@@ -31,6 +31,13 @@ class RewardFunction:
         """The reward's named parts (a composite reward has several), each of shape ``(n,)``."""
         return {self.name: self.score(contexts, replies)}
 
+    def score_with_parts(
+        self, contexts: Sequence[Context], replies: Sequence[str]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The checked reward and its parts, each part scored once (a composite reward overrides this)."""
+        scores = score_checked(self, contexts, replies)
+        return scores, {self.name: scores}
+
     def __call__(self, contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
         return score_checked(self, contexts, replies)
 
@@ -39,7 +46,11 @@ def score_checked(reward: RewardFunction, contexts: Sequence[Context], replies: 
     """Score through ``reward`` and refuse a result of the wrong shape, type or with NaN/inf."""
     if len(contexts) != len(replies):
         raise ValueError(f"{len(contexts)} contexts but {len(replies)} replies")
-    raw = reward.score(contexts, replies)
+    return check_scores(reward, reward.score(contexts, replies), replies)
+
+
+def check_scores(reward: RewardFunction, raw: Any, replies: Sequence[str]) -> np.ndarray:
+    """``raw`` as a float array of one finite score per reply, or an error naming ``reward`` and the pair."""
     try:
         scores = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
