@@ -101,7 +101,8 @@ class DialogueEnv(gymnasium.Env[str, str]):
         self.render_mode = render_mode
         self.observation_space = spaces.Text(max_length=self.max_context_chars, charset=DIALOGUE_CHARSET)
         self.action_space = spaces.Text(max_length=self.max_reply_chars, charset=REPLY_CHARSET)
-        self._start_indices: list[int] = list(range(len(self.contexts)))
+        # Indices in self.contexts an episode starts from (the select env adds later contexts after them).
+        self.start_indices: list[int] = list(range(len(self.contexts)))
         self._index = -1  # index in self.contexts of the context the bot replies to next
         self._start: DialogueContext | None = None
         self._turns: tuple[str, ...] = ()
@@ -137,7 +138,7 @@ class DialogueEnv(gymnasium.Env[str, str]):
                 raise ValueError(f"options['context_index'] must be in [0, {len(self.contexts)}), got {index!r}")
             index = int(index)
         else:
-            index = self._start_indices[int(self.np_random.integers(len(self._start_indices)))]
+            index = self.start_indices[int(self.np_random.integers(len(self.start_indices)))]
         self._index = index
         self._start = self.contexts[index]
         self._turns = self._start.turns

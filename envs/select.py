@@ -114,10 +114,10 @@ class DialogueSelectEnv(DialogueEnv):
         self.feature_dim = int(feature_dim)
 
         # Every context an episode can reach, dialogue by dialogue; _next_index links each to the one after it.
-        starts, self.contexts, self._start_indices, self._next_index = self.contexts, [], [], []
+        starts, self.contexts, self.start_indices, self._next_index = self.contexts, [], [], []
         for start in starts:
             chain = dialogue_chain(start)
-            self._start_indices.append(len(self.contexts))
+            self.start_indices.append(len(self.contexts))
             for j, context in enumerate(chain):
                 self.contexts.append(context)
                 self._next_index.append(len(self.contexts) if j + 1 < len(chain) else None)
@@ -171,6 +171,27 @@ class DialogueSelectEnv(DialogueEnv):
         if text not in self._text_features:
             self._text_features[text] = hashed_features(text, self.feature_dim)
         return self._text_features[text]
+
+    def prefill_scores(self) -> int:
+        """Score every candidate of every context an episode can reach, in one batch; returns the pair count.
+
+        A reward model scores a batch of 64 pairs in the time of ~10 single ones, and a Q-learner asks
+        for one pair per step. One-turn episodes only visit the start contexts.
+        """
+        indices = self.start_indices if self.max_turns == 1 else range(len(self.contexts))
+        keys = [(self.contexts[i].turns, c) for i in indices for c in self._candidates_at(i)]
+        keys = [k for k in dict.fromkeys(keys) if k not in self._scores]
+        if keys:
+            contexts, replies = [t for t, _ in keys], [r for _, r in keys]
+            scores, parts = self.reward_fn.score_with_parts(contexts, replies)
+            gold = self.score_gold(contexts, replies)
+            for n, key in enumerate(keys):
+                self._scores[key] = (
+                    float(scores[n]),
+                    {name: float(part[n]) for name, part in parts.items()},
+                    None if gold is None else float(gold[n]),
+                )
+        return len(keys)
 
     def _score(self, turns: tuple[str, ...], reply: str) -> tuple[float, dict[str, float], float | None]:
         key = (turns, reply)

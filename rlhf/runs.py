@@ -42,6 +42,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
 
+def group_folder(runs_dir: str | os.PathLike, group: str) -> Path:
+    """``<runs_dir>/<group>``: the folder holding every run record of an experiment."""
+    return Path(runs_dir) / _slug(group)
+
+
+def run_folder(runs_dir: str | os.PathLike, group: str, name: str) -> Path:
+    """``<runs_dir>/<group>/<name>``: where :meth:`RunRecord.start` writes the run ``name``."""
+    return group_folder(runs_dir, group) / _slug(name)
+
+
 class RunRecord:
     """One run's local record and its wandb run; create with :meth:`start`."""
 
@@ -73,8 +83,8 @@ class RunRecord:
         """
         if wandb_mode not in WANDB_MODES:
             raise ValueError(f"wandb_mode must be one of {WANDB_MODES}, got {wandb_mode!r}")
-        name = _slug(name or algo)
-        folder = Path(runs_dir) / _slug(group) / name
+        folder = run_folder(runs_dir, group, name or algo)
+        name = folder.name
         run_file = folder / "run.json"
         if run_file.exists() and not resume:
             raise FileExistsError(f"run record {folder} exists: pick another run name, delete it, or resume")

@@ -391,3 +391,15 @@ print(reward, sorted(info["reward_parts"]))
 """
     out = _python(code, tmp_path).split(maxsplit=1)
     assert float(out[0]) > 0.5 and "polite" in out[1]
+
+
+def test_prefilled_scores_are_the_rewards_steps_return():
+    env = DialogueSelectEnv(reward="length", gold="sentiment", observation="index", num_contexts=4)
+    assert env.prefill_scores() == 4 * env.num_candidates
+    assert env.prefill_scores() == 0  # all cached
+    for action in range(env.num_candidates):
+        env.reset(options={"context_index": env.start_indices[1]})
+        turns, reply = env.turns, env.candidates[action]
+        _, reward, _, _, info = env.step(action)
+        assert reward == pytest.approx(gold_scorer("length")([turns], [reply])[0])
+        assert info["gold_reward"] == pytest.approx(gold_scorer("sentiment")([turns], [reply])[0])

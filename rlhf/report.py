@@ -1,0 +1,384 @@
+"""The comparison report: the runs of one group (PPO and the baselines) side by side, as Markdown and PNGs.
+
+Runs come from the wandb API when it is reachable (a key, online mode) or from the local run records
+(:mod:`rlhf.runs`), which every run writes. ``report.md`` holds one table row per run (algo, final
+learned and gold reward, KL where defined, wall time, samples) and links two plots: the eval rewards
+against ``samples`` (env interactions), and gold against learned reward over training, where reward
+over-optimisation shows as a learned reward that rises while the gold one stalls or falls.
+
+Bad input is reported, not fatal: a half-written run (status "running", no summary, a truncated last
+line) is marked incomplete and what it logged is used; runs with different metric names list what
+each lacks. Only an empty group (or no readable run at all) is an error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlhf.evaluation import ENV_REWARD, EVAL_METRICS, GOLD_REWARD, KL, SAMPLES
+from rlhf.runs import group_folder, read_run
+
+SOURCES = ("local", "wandb", "auto")
+TRAIN_ENV_REWARD = "eval_train/env_reward"  # tabular Q-learning's score on its own training contexts
+REWARD_PLOT = "reward_vs_samples.png"
+OVEROPTIMISATION_PLOT = "gold_vs_learned.png"
+ALGO_ORDER = ("ppo", "dqn", "qlearning")  # table order; other algos follow by name
+
+
+class EmptyGroupError(ValueError):
+    """No run to report on: the group folder is missing or empty, or no given run could be read."""
+
+
+@dataclass
+class RunData:
+    """One run as the report sees it, from a local record or from wandb."""
+
+    name: str
+    algo: str
+    status: str  # "finished", "running", "crashed", "missing", …
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # the folder or wandb path it was read from
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Finished, with a summary and no problem reading it."""
+        return self.status == "finished" and bool(self.summary) and not self.problems
+
+    def series(self, metric: str) -> tuple[list[float], list[float]]:
+        """(x, y) of ``metric`` over training, x = ``samples`` where logged, else the step."""
+        xs, ys = [], []
+        for row in self.metrics:
+            value = row.get(metric)
+            if _is_number(value):
+                xs.append(float(row.get(SAMPLES, row.get("step", len(xs)))))
+                ys.append(float(value))
+        return xs, ys
+
+    def final(self, metric: str) -> float | None:
+        """The summary's value of ``metric`` (PPO nests its final evaluation under ``after``), else the last
+        logged one, else ``None``."""
+        for summary in (self.summary, self.summary.get("after") or {}):
+            if isinstance(summary, dict) and _is_number(summary.get(metric)):
+                return float(summary[metric])
+        _, ys = self.series(metric)
+        return ys[-1] if ys else None
+
+    def logged(self) -> set[str]:
+        """Every metric name this run logged or summarised."""
+        names = {k for row in self.metrics for k, v in row.items() if _is_number(v)}
+        return names | {k for k, v in self.summary.items() if _is_number(v)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# -- reading runs ---------------------------------------------------------------------------------
+
+
+def local_run(folder: str | os.PathLike) -> RunData:
+    """A local run record as :class:`RunData`; a missing or unreadable one comes back with its problem."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return RunData(folder.name, "?", "missing", source=str(folder), problems=[f"no such folder {folder}"])
+    try:
+        run = read_run(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        return RunData(folder.name, "?", "unreadable", source=str(folder), problems=[str(exc)])
+    info = run["info"]
+    data = RunData(
+        name=str(info.get("name", folder.name)),
+        algo=str(info.get("algo", "?")),
+        status=str(info.get("status", "?")),
+        metrics=run["metrics"],
+        summary=run["summary"],
+        source=str(folder),
+    )
+    if data.status != "finished":
+        data.problems.append(f"status {data.status!r}: the run did not finish")
+    if not run["summary"]:
+        data.problems.append("no summary.json")
+    if _has_partial_line(folder / "metrics.jsonl"):
+        data.problems.append("metrics.jsonl ends in a truncated line (skipped)")
+    if not data.metrics:
+        data.problems.append("no metrics logged")
+    return data
+
+
+def _has_partial_line(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8")
+    return bool(text) and not text.endswith("\n")
+
+
+def local_group(group: str, runs_dir: str | os.PathLike) -> list[RunData]:
+    """Every run record under ``<runs_dir>/<group>/``; :class:`EmptyGroupError` when there is none."""
+    folder = group_folder(runs_dir, group)
+    # A run folder holds run.json (written first) or at least metrics; the report's own folder and wandb's do not.
+    is_run = lambda p: p.is_dir() and ((p / "run.json").is_file() or (p / "metrics.jsonl").is_file())  # noqa: E731
+    runs = sorted(p for p in folder.iterdir() if is_run(p)) if folder.is_dir() else []
+    if not runs:
+        where = "does not exist" if not folder.is_dir() else "holds no run folders"
+        raise EmptyGroupError(f"no runs in group {group!r}: {folder} {where} (runs_dir {runs_dir})")
+    return [local_run(p) for p in runs]
+
+
+def wandb_group(group: str, project: str = "rlhf-gym", entity: str | None = None) -> list[RunData]:
+    """The runs of ``group`` in the wandb project, read through ``wandb.Api()`` (needs a key and the network)."""
+    import wandb
+
+    api = wandb.Api(timeout=20)
+    path = f"{entity or api.default_entity}/{project}"
+    runs = []
+    for run in api.runs(path, filters={"group": group}):
+        rows = [
+            {**row, "step": row.get("_step", i)} for i, row in enumerate(run.scan_history()) if isinstance(row, dict)
+        ]
+        data = RunData(
+            name=run.name,
+            algo=str(run.config.get("algo") or run.job_type or (run.tags[0] if run.tags else "?")),
+            status=run.state,
+            metrics=rows,
+            summary={k: v for k, v in dict(run.summary).items() if not k.startswith("_")},
+            source=f"wandb:{path}/{run.id}",
+        )
+        if data.status != "finished":
+            data.problems.append(f"wandb state {data.status!r}")
+        runs.append(data)
+    if not runs:
+        raise EmptyGroupError(f"no runs in group {group!r} of wandb project {path}")
+    return runs
+
+
+def load_runs(
+    runs_or_group: str | Sequence[str | os.PathLike | RunData],
+    runs_dir: str | os.PathLike = "artifacts/runs",
+    source: str = "auto",
+    project: str = "rlhf-gym",
+) -> list[RunData]:
+    """The runs to compare: a group name (from ``source``) or a list of run folders / :class:`RunData`.
+
+    ``auto`` asks wandb only when ``WANDB_API_KEY`` is set and ``WANDB_MODE`` is not offline/disabled,
+    and falls back to the local records, saying why, when wandb fails.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if not isinstance(runs_or_group, str):
+        runs = [r if isinstance(r, RunData) else local_run(r) for r in runs_or_group]
+        if not runs:
+            raise EmptyGroupError("no runs given")
+        return runs
+    group = runs_or_group
+    use_wandb = source == "wandb" or (
+        source == "auto"
+        and bool(os.environ.get("WANDB_API_KEY"))
+        and os.environ.get("WANDB_MODE", "online") not in ("offline", "disabled", "dryrun")
+    )
+    if use_wandb:
+        try:
+            return wandb_group(group, project)
+        except EmptyGroupError:
+            if source == "wandb":
+                raise
+            print(f"wandb has no runs in group {group!r}: reading local run records")
+        except Exception as exc:  # network, auth, missing project: the local records are the fallback
+            if source == "wandb":
+                raise RuntimeError(f"cannot read group {group!r} from wandb project {project!r}: {exc}") from exc
+            print(f"wandb unreachable ({type(exc).__name__}: {exc}): reading local run records")
+    elif source == "auto":
+        print("reading local run records (wandb needs WANDB_API_KEY and an online WANDB_MODE)")
+    return local_group(group, runs_dir)
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _wall_time(run: RunData) -> float | None:
+    """Seconds of training: the summary's ``wall_time`` (baselines) or ``seconds`` (PPO), wandb's ``_runtime``,
+    else the last logged row's ``wall_time`` (seconds since the record was opened)."""
+    for key in ("wall_time", "seconds", "_runtime"):
+        if _is_number(run.summary.get(key)):
+            return float(run.summary[key])
+    return run.final("wall_time")
+
+
+def _samples(run: RunData) -> float | None:
+    value = run.final(SAMPLES)
+    if value is None and run.metrics:
+        steps = [row.get("step") for row in run.metrics if _is_number(row.get("step"))]
+        value = float(max(steps)) if steps else None
+    return value
+
+
+def _algo_order(run: RunData) -> tuple[int, str]:
+    return (ALGO_ORDER.index(run.algo) if run.algo in ALGO_ORDER else len(ALGO_ORDER), run.name)
+
+
+def _is_policy_run(run: RunData) -> bool:
+    """A run the comparison is about: it logged the shared eval metrics, or it did not finish (it may yet)."""
+    return bool(run.logged() & set(EVAL_METRICS)) or not run.complete
+
+
+def build_report(
+    runs_or_group: str | Sequence[str | os.PathLike | RunData],
+    out_dir: str | os.PathLike | None = None,
+    *,
+    runs_dir: str | os.PathLike = "artifacts/runs",
+    source: str = "auto",
+    project: str = "rlhf-gym",
+    title: str | None = None,
+) -> Path:
+    """Write ``report.md`` and its PNG plots to ``out_dir`` (default ``<runs_dir>/<group>/report``); return its path."""
+    runs = load_runs(runs_or_group, runs_dir, source, project)
+    group = runs_or_group if isinstance(runs_or_group, str) else None
+    out = Path(out_dir) if out_dir else group_folder(runs_dir, group or "runs") / "report"
+    out.mkdir(parents=True, exist_ok=True)
+
+    compared = sorted((r for r in runs if _is_policy_run(r)), key=_algo_order)
+    others = [r for r in runs if not _is_policy_run(r)]
+    if not compared:
+        names = ", ".join(f"{r.name} ({r.algo})" for r in runs)
+        raise EmptyGroupError(
+            f"no run in {group or 'the given runs'} logged {ENV_REWARD} or the other eval metrics: {names}"
+        )
+    # Comparable: the eval metrics every compared run logged. KL exists only where there is a reference policy.
+    shared = [m for m in EVAL_METRICS if all(m in r.logged() for r in compared)]
+    eval_names = sorted({m for r in compared for m in r.logged() if m.startswith("eval/")})
+
+    lines = [f"# {title or f'Run comparison: {group}' if group else title or 'Run comparison'}", ""]
+    lines += [f"{len(compared)} runs compared (read from {_source_text(compared)}).", ""]
+    lines += [
+        "| run | algo | status | final env reward | final gold reward | KL | wall time (s) | samples |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in compared:
+        status = r.status if r.complete else f"**incomplete** ({r.status})"
+        samples = _samples(r)
+        lines.append(
+            f"| {r.name} | {r.algo} | {status} | {_fmt(r.final(ENV_REWARD))} | {_fmt(r.final(GOLD_REWARD))} "
+            f"| {_fmt(r.final(KL))} | {_fmt(_wall_time(r), 1)} | {'—' if samples is None else int(samples)} |"
+        )
+    lines += ["", "Final values are each run's summary, or its last logged value when it has no summary.", ""]
+    lines += [f"Metrics every run logged (comparable): {', '.join(f'`{m}`' for m in shared) or 'none'}.", ""]
+    gaps = [(r, [m for m in eval_names if m not in r.logged() and m != KL]) for r in compared]
+    if any(missing for _, missing in gaps):
+        lines += ["Missing metrics (logged by another run of this report, not by this one; `eval/kl` is PPO's only):"]
+        lines += [f"- {r.name} ({r.algo}): {', '.join(f'`{m}`' for m in missing)}" for r, missing in gaps if missing]
+        lines.append("")
+    incomplete = [r for r in compared if not r.complete]
+    if incomplete:
+        lines.append("Incomplete runs (their numbers are what they logged before stopping):")
+        lines += [f"- {r.name} ({r.source}): {'; '.join(r.problems) or r.status}" for r in incomplete]
+        lines.append("")
+    if any(r.final(TRAIN_ENV_REWARD) is not None for r in compared):
+        lines += [
+            f"Tabular Q-learning has no row for a context it never saw, so on held-out contexts it picks at random; "
+            f"`{TRAIN_ENV_REWARD}` is its greedy score on its own training contexts (dashed in the plot):",
+            "",
+        ]
+        lines += [f"- {r.name}: {_fmt(r.final(TRAIN_ENV_REWARD))}" for r in compared if r.final(TRAIN_ENV_REWARD)]
+        lines.append("")
+
+    _plot_rewards(compared, out / REWARD_PLOT)
+    _plot_overoptimisation(compared, out / OVEROPTIMISATION_PLOT)
+    lines += ["## Reward against env interactions", "", f"![eval rewards against samples]({REWARD_PLOT})", ""]
+    lines += [
+        "## Gold against learned reward over training",
+        "",
+        "Each point is one evaluation; the line follows training. A learned reward that rises while the gold "
+        "reward stays flat or falls is reward over-optimisation.",
+        "",
+        f"![gold reward against learned reward]({OVEROPTIMISATION_PLOT})",
+        "",
+    ]
+    if others:
+        lines += ["## Other runs in the group", ""]
+        for r in others:
+            numbers = ", ".join(
+                f"{k} {_fmt(v)}" for k, v in r.summary.items() if _is_number(v) and k.startswith("eval")
+            )
+            lines.append(f"- {r.name} ({r.algo}): {numbers or 'no eval numbers'}")
+        lines.append("")
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _source_text(runs: Sequence[RunData]) -> str:
+    kinds = {"wandb" if r.source.startswith("wandb:") else "local run records" for r in runs}
+    return " and ".join(sorted(kinds))
+
+
+def _colours(runs: Sequence[RunData]) -> dict[str, Any]:
+    import matplotlib.pyplot as plt
+
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {r.name: cycle[i % len(cycle)] for i, r in enumerate(runs)}
+
+
+def _plot_rewards(runs: Sequence[RunData], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = _colours(runs)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    for ax, metric, label in ((axes[0], ENV_REWARD, "learned (env) reward"), (axes[1], GOLD_REWARD, "gold reward")):
+        for r in runs:
+            xs, ys = r.series(metric)
+            if xs:
+                ax.plot(xs, ys, marker="o", ms=3, color=colours[r.name], label=f"{r.name} ({r.algo})")
+            if metric == ENV_REWARD:
+                xs, ys = r.series(TRAIN_ENV_REWARD)
+                if xs:
+                    ax.plot(xs, ys, ls="--", color=colours[r.name], label=f"{r.name}: training contexts")
+        ax.set_title(f"held-out {label}")
+        ax.set_xlabel("samples (env interactions)")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_overoptimisation(runs: Sequence[RunData], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = _colours(runs)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for r in runs:
+        pairs = [
+            (float(row[ENV_REWARD]), float(row[GOLD_REWARD]))
+            for row in r.metrics
+            if _is_number(row.get(ENV_REWARD)) and _is_number(row.get(GOLD_REWARD))
+        ]
+        if pairs:
+            xs, ys = zip(*pairs, strict=True)
+            ax.plot(xs, ys, marker="o", ms=3, alpha=0.8, color=colours[r.name], label=f"{r.name} ({r.algo})")
+            ax.scatter(xs[-1:], ys[-1:], s=60, marker="*", color=colours[r.name])  # where training ended
+    ax.set_xlabel(f"learned reward ({ENV_REWARD})")
+    ax.set_ylabel(f"gold reward ({GOLD_REWARD})")
+    ax.set_title("gold vs learned reward over training (★ = last eval)")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

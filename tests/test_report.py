@@ -1,0 +1,101 @@
+"""The comparison report from synthetic run records: table, plots, half-written runs, missing metrics, errors."""
+
+import json
+
+import pytest
+from matplotlib.image import imread
+
+from rlhf.report import EmptyGroupError, build_report, load_runs
+from rlhf.runs import RunRecord
+
+EVALS = {"ppo": (0.2, 0.1), "qlearning": (0.3, 0.3), "dqn": (0.4, 0.35)}  # final (env, gold) reward
+
+
+def _record(tmp_path, algo, steps=(0, 100, 200), finish=True, kl=False, gold=True, extra=None):
+    record = RunRecord.start(algo=algo, env_id="rlhf/DialogueSelect-v0", config={}, group="exp", runs_dir=tmp_path,
+                             wandb_mode="disabled")  # fmt: skip
+    env, gold_final = EVALS.get(algo, (0.5, 0.5))
+    for i, step in enumerate(steps):
+        scale = (i + 1) / len(steps)
+        metrics = {"eval/env_reward": env * scale, "eval/reply_length": 7.0, "samples": step}
+        if gold:
+            metrics["eval/gold_reward"] = gold_final * scale
+        if kl:
+            metrics["eval/kl"] = 0.05 * i
+        metrics.update(extra or {})
+        record.log(metrics, step=step)
+    if finish:
+        summary = {"eval/env_reward": env, "wall_time": 12.5, "samples": steps[-1]}
+        record.finish({**summary, "eval/gold_reward": gold_final} if gold else summary)
+    return record.folder
+
+
+@pytest.fixture
+def group(tmp_path):
+    _record(tmp_path, "ppo", kl=True)
+    _record(tmp_path, "qlearning", extra={"eval_train/env_reward": 0.6})
+    half = _record(tmp_path, "dqn", finish=False)
+    with (half / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 300, "eval/env_re')  # killed mid-write
+    _record(tmp_path, "custom", gold=False)
+    rm = RunRecord.start(algo="reward_model", env_id="preferences", config={}, group="exp", runs_dir=tmp_path,
+                         wandb_mode="disabled")  # fmt: skip
+    rm.log({"eval/pairwise_accuracy": 0.8}, step=10)
+    rm.finish({"eval/pairwise_accuracy": 0.8})
+    return tmp_path
+
+
+def _row(text, name):
+    (line,) = [line for line in text.splitlines() if line.startswith(f"| {name} |")]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_report_table_plots_and_problems(group, tmp_path):
+    path = build_report("exp", tmp_path / "out", runs_dir=group, source="local")
+    text = path.read_text()
+    ppo, qlearning, dqn, custom = (_row(text, n) for n in ("ppo", "qlearning", "dqn", "custom"))
+    assert ppo[1:] == ["ppo", "finished", "0.200", "0.100", "0.100", "12.5", "200"]
+    assert qlearning[1:4] == ["qlearning", "finished", "0.300"] and qlearning[5] == "—"  # no KL
+    # Half-written: no summary, so the last complete line's values; the truncated line is skipped and reported.
+    assert dqn[2].startswith("**incomplete**") and dqn[3] == "0.400" and dqn[7] == "200"
+    assert "metrics.jsonl ends in a truncated line" in text and "no summary.json" in text
+    assert custom[4] == "—" and "- custom (custom): `eval/gold_reward`" in text
+    assert "Metrics every run logged (comparable): `eval/env_reward`, `eval/reply_length`." in text
+    assert "- qlearning: 0.600" in text  # its score on its training contexts
+    assert "reward_model (reward_model): eval/pairwise_accuracy 0.800" in text and "| reward_model |" not in text
+    for png in ("reward_vs_samples.png", "gold_vs_learned.png"):
+        assert f"]({png})" in text
+        image = imread(tmp_path / "out" / png)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_runs_listed_by_folder_include_a_missing_one(group, tmp_path):
+    runs = load_runs([group / "exp" / "ppo", tmp_path / "nowhere"], source="local")
+    assert runs[0].complete and runs[1].status == "missing" and "no such folder" in runs[1].problems[0]
+    text = build_report([group / "exp" / "ppo", tmp_path / "nowhere"], tmp_path / "out2").read_text()
+    assert "| nowhere | ? | **incomplete** (missing) | — |" in text
+
+
+def test_empty_group_is_a_clear_error(tmp_path):
+    with pytest.raises(EmptyGroupError, match=r"no runs in group 'void': .*void does not exist"):
+        build_report("void", tmp_path / "out", runs_dir=tmp_path, source="local")
+    (tmp_path / "void").mkdir()
+    with pytest.raises(EmptyGroupError, match="holds no run folders"):
+        build_report("void", tmp_path / "out", runs_dir=tmp_path, source="local")
+
+
+def test_script_exits_non_zero_on_an_empty_group_and_writes_a_report(group, tmp_path, capsys, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "compare_runs.py"
+    spec = importlib.util.spec_from_file_location("compare_runs", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--group", "void", "--runs_dir", str(tmp_path)]) == 2
+    assert "no runs in group 'void'" in capsys.readouterr().err
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert module.main(["--group", "exp", "--runs_dir", str(group), "--source", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "reading local run records" in out and (group / "exp" / "report" / "report.md").is_file()
+    assert json.loads((group / "exp" / "ppo" / "run.json").read_text())["status"] == "finished"
