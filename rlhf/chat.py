@@ -11,11 +11,13 @@ inputs, environment observations and preference files. A bot reply is a single l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 USER = "User"
 BOT = "Bot"
 SPEAKERS = (USER, BOT)
+_SPEAKER_CUE = re.compile(f"(?:{USER}|{BOT}):")
 
 
 def speaker_of(index: int) -> str:
@@ -46,11 +48,15 @@ def render_exchange(context: Sequence[str], reply: str) -> str:
 
 
 def parse_reply(generated: str) -> str:
-    """The bot's reply inside text generated after a prompt: up to the first line break, stripped.
+    """The bot's reply inside text generated after a prompt: up to the first line break or speaker cue, stripped.
 
-    A policy often runs on into the next ``User:`` line; that is not part of its reply.
+    A policy often runs on into the next ``User:`` line; that is not part of its reply. A cue without
+    the line break (``"Fine.Bot: Fine.Bot: …"``) ends the reply too: otherwise PPO learns to pad its
+    one turn with fake turns that a length-loving reward pays for.
     """
-    return generated.split("\n", 1)[0].strip()
+    line = generated.split("\n", 1)[0]
+    cue = _SPEAKER_CUE.search(line)
+    return (line[: cue.start()] if cue else line).strip()
 
 
 def parse_dialogue(text: str) -> list[str]:

@@ -24,8 +24,10 @@ def test_prompt_ends_with_bot_cue_and_needs_a_user_turn_last():
         render_prompt(["Hi", "Hello"])
 
 
-def test_parse_reply_stops_at_the_next_line():
+def test_parse_reply_stops_at_the_next_line_or_speaker_cue():
     assert parse_reply(" I am fine.\nUser: good") == "I am fine."
+    assert parse_reply("Ensure it's aBot: Ensure it's aBot: Ensure") == "Ensure it's a"
+    assert parse_reply("Sure. User: and you?") == "Sure."
 
 
 def test_parse_dialogue_names_the_bad_line():
