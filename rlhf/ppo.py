@@ -1,0 +1,609 @@
+"""PPO on a dialogue environment, with TRL's ``PPOTrainer`` doing the optimisation.
+
+The rollout, GAE and the clipped PPO update are TRL's (``trl.experimental.ppo``); this module wires
+the toolkit's pieces into it:
+
+* policy and frozen reference from the policy checkpoint (:func:`rlhf.policy.policy_path`); with
+  ``use_peft`` the policy gets a LoRA adapter and the reference is the same model with it disabled;
+* a value model from the reward-model folder when the env's reward is one that reads the policy's
+  tokens, else from the policy (a fresh one-output head);
+* prompts and reward from the registered environment ``env_id`` (``gymnasium.make(env_id, **env_kwargs)``):
+  its ``contexts`` are the prompts; its batched reward reaches TRL through
+  :class:`rlhf.reward_adapter.EnvRewardModel`, or, for a reward model with the policy's vocabulary,
+  as that model itself;
+* every ``eval_steps`` updates, greedy replies to the held-out contexts are scored by the shared
+  evaluation (:mod:`rlhf.evaluation`) plus ``eval/kl``; TRL's own ``objective/*`` metrics are forwarded,
+  all into the run record (:mod:`rlhf.runs`) with ``samples`` (replies scored so far) beside the step;
+* a checkpoint (policy, value, optimizer and scheduler state, step) every ``save_steps`` updates and at
+  the end; ``resume`` trains only the updates left after the last one and appends to the record.
+
+A reply ends at its first line break: generation stops on the newline token (``stop_at_newline``), so
+TRL masks everything after it out of the loss, and the reward reads the reply up to it.
+
+On CUDA the trainable models (policy, value) keep fp32 weights and train under bf16 autocast
+(``PPOConfig.bf16``; TRL's accelerator applies it to their forward passes), the reference matches the
+policy's weights so the KL starts at zero, and a learned reward model runs in bf16. ``model_dtype:
+bfloat16`` stores all weights in bf16 instead (half the memory; small updates round away). CPU: fp32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+
+from rlhf.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
+from rlhf.policy import PolicyConfig, generate_replies, load_policy, policy_path, resolve_device
+from rlhf.reward_adapter import EnvRewardModel, batched_reward_of, encode_prompts
+from rlhf.rewards import RewardModelScorer
+from rlhf.runs import RunRecord, RunSettings, read_run, run_folder
+
+ALGO = "ppo"
+MODEL_DTYPES = ("auto", "float32", "bfloat16")
+
+
+@dataclass
+class PPORunConfig(RunSettings):
+    """One PPO run: the environment (reward and prompts), the models, TRL's PPO settings, evaluation and logging.
+
+    ``configs/ppo/*.yaml`` mirror these fields; ``env_kwargs`` and ``policy_kwargs`` are mappings set in YAML.
+    """
+
+    # The environment: its reward is what PPO maximises, its contexts are the prompts.
+    env_id: str = "rlhf/Dialogue-v0"
+    env_kwargs: dict = field(default_factory=dict)
+    # The policy: "default" (built offline from policy_kwargs, the fields of rlhf.policy.PolicyConfig), a hub
+    # name such as "gpt2", or a folder.
+    policy: str = "default"
+    policy_kwargs: dict = field(default_factory=dict)
+    value_init: str = "auto"  # "auto" (the reward model when it reads the policy's tokens, else the policy), "policy"
+    device: str = "auto"
+    threads: int = 0  # torch CPU threads for this process; 0 keeps torch's default (1 is far faster on a busy CPU)
+    model_dtype: str = "auto"  # "auto": fp32 weights (+ bf16 autocast on CUDA); "bfloat16": bf16 weights on CUDA
+    use_peft: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    # PPO (TRL's PPOConfig): one update = one rollout batch of batch_size prompts, then num_ppo_epochs epochs.
+    total_episodes: int = 2048
+    batch_size: int = 32
+    num_mini_batches: int = 1
+    num_ppo_epochs: int = 4
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "linear"  # "linear" (to zero over the run) or "constant"
+    response_length: int = 24
+    temperature: float = 0.7
+    stop_at_newline: bool = True
+    kl_coef: float = 0.05
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    whiten_rewards: bool = False
+    seed: int = 0
+    # Evaluation, checkpoints, resume.
+    eval_steps: int = 10
+    eval_contexts: int = 64
+    num_sample_rows: int = 8
+    save_steps: int = 10
+    save_total_limit: int = 2
+    resume: bool = False
+    stop_after_steps: int | None = None  # end this call after that many updates, resumable (an interruption)
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PPOResult:
+    """Where a PPO run's record lies, its held-out metrics before and after training, and its cost."""
+
+    run_dir: str
+    before: dict[str, float]
+    after: dict[str, float]
+    seconds: float
+    steps: int
+    samples: int
+    finished: bool
+    skipped: bool = False
+
+
+# -- building blocks ------------------------------------------------------------------------------------
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None):
+    """``gymnasium.make(env_id, **env_kwargs)`` for an env whose reward can be batched; errors name the id."""
+    import gymnasium
+
+    if env_id not in gymnasium.registry:
+        toolkit = sorted(i for i in gymnasium.registry if i.startswith("rlhf/"))
+        raise ValueError(f"env_id {env_id!r} is not a registered environment; the rlhf/ ids are {toolkit}")
+    env = gymnasium.make(env_id, **(env_kwargs or {}))
+    try:
+        batched_reward_of(env)
+    except TypeError:
+        env.close()
+        raise
+    return env
+
+
+def fit_prompts(tokenizer, contexts: Sequence[Any], max_tokens: int) -> tuple[list[Any], list[list[int]]]:
+    """The contexts whose prompt fits in ``max_tokens`` tokens, and their ids; prints how many were dropped.
+
+    Raises ``ValueError`` when none fits.
+    """
+    ids = encode_prompts(tokenizer, [_turns(c) for c in contexts])
+    kept = [i for i, row in enumerate(ids) if 0 < len(row) <= max_tokens]
+    dropped = len(contexts) - len(kept)
+    if not kept:
+        longest = max((len(r) for r in ids), default=0)
+        raise ValueError(
+            f"none of the {len(contexts)} prompts fits in {max_tokens} tokens (the context window less "
+            f"response_length); the shortest is {min((len(r) for r in ids), default=0)}, the longest {longest}"
+        )
+    if dropped:
+        print(f"dropped {dropped} of {len(contexts)} prompts longer than {max_tokens} tokens")
+    return [contexts[i] for i in kept], [ids[i] for i in kept]
+
+
+def same_vocabulary(a, b) -> bool:
+    """Whether two tokenizers map text to the same ids (same vocabulary and pad token)."""
+    return a.get_vocab() == b.get_vocab() and a.pad_token_id == b.pad_token_id
+
+
+def reward_model_for(env, tokenizer, contexts: Sequence[Sequence[str]]) -> tuple[torch.nn.Module, str]:
+    """What TRL scores rollouts with: the env's reward model itself when it reads the policy's tokens,
+    else :class:`~rlhf.reward_adapter.EnvRewardModel` (decode, score through the env, return the score)."""
+    reward_fn = getattr(env.unwrapped, "reward_fn", None)
+    if isinstance(reward_fn, RewardModelScorer) and same_vocabulary(reward_fn.tokenizer, tokenizer):
+        return reward_fn.model, f"reward model {reward_fn.path} (same tokenizer as the policy: scored on its tokens)"
+    name = getattr(reward_fn, "name", type(env.unwrapped).__name__)
+    return EnvRewardModel(env, tokenizer, contexts), f"env reward {name!r} through EnvRewardModel"
+
+
+def _turns(context: Any) -> tuple[str, ...]:
+    return tuple(getattr(context, "turns", context))
+
+
+def _token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """log p(token_t | tokens_<t) of every token after the first, shape ``(B, T-1)``."""
+    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+    return torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+
+@torch.no_grad()
+def sequence_kl(policy, ref, tokenizer, contexts: Sequence[Sequence[str]], replies: Sequence[str]) -> float:
+    """Mean over pairs of the sum over reply tokens of ``log π − log π_ref`` (``ref=None``: a PEFT policy
+    with its adapter disabled). A reply is read as the policy writes it: ``" reply\\n"`` after the prompt."""
+    device = next(policy.parameters()).device
+    prompts = encode_prompts(tokenizer, contexts)
+    answers = tokenizer([f" {r}\n" for r in replies], add_special_tokens=False)["input_ids"]
+    sums = []
+    for i in range(0, len(prompts), 32):
+        pairs = list(zip(prompts[i : i + 32], answers[i : i + 32], strict=True))
+        width = max(len(p) + len(a) for p, a in pairs)
+        ids = torch.full((len(pairs), width), tokenizer.pad_token_id, dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        reply = torch.zeros_like(ids, dtype=torch.bool)
+        for j, (p, a) in enumerate(pairs):  # right-padded: positions need no shifting
+            ids[j, : len(p) + len(a)] = torch.tensor(p + a)
+            attention[j, : len(p) + len(a)] = 1
+            reply[j, len(p) : len(p) + len(a)] = True
+        ids, attention, reply = ids.to(device), attention.to(device), reply.to(device)
+        own = _token_logprobs(policy, ids, attention)
+        if ref is None:
+            with policy.disable_adapter():
+                base = _token_logprobs(policy, ids, attention)
+        else:
+            base = _token_logprobs(ref, ids, attention)
+        sums.append(((own - base) * reply[:, 1:]).sum(-1).cpu())
+    return float(torch.cat(sums).mean()) if sums else 0.0
+
+
+def _newline_id(tokenizer) -> int:
+    ids = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise ValueError(
+            f"stop_at_newline: the tokenizer encodes a line break as {len(ids)} tokens {ids}, not one; "
+            "set stop_at_newline false to stop at eos"
+        )
+    return ids[0]
+
+
+# -- checkpoints ----------------------------------------------------------------------------------------
+
+
+def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (``<run_dir>/checkpoints/step-000010``)."""
+    folder = Path(run_dir) / "checkpoints"
+    found = [p for p in folder.glob("step-*") if (p / "state.json").is_file()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: json.loads((p / "state.json").read_text())["step"])
+
+
+def save_checkpoint(run_dir: Path, policy, value, tokenizer, optimizer, scheduler, step: int, samples: int) -> Path:
+    """Write policy, value, optimizer/scheduler state and counters to ``checkpoints/step-N`` (atomically)."""
+    target = run_dir / "checkpoints" / f"step-{step:06d}"
+    staging = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    policy.save_pretrained(staging / "policy")
+    tokenizer.save_pretrained(staging / "policy")
+    value.save_pretrained(staging / "value")
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "optimizer.pt")
+    (staging / "state.json").write_text(json.dumps({"step": step, "samples": samples}))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
+
+
+def _trim_record(run_dir: Path, last_step: int) -> None:
+    """Drop metric and sample rows logged after the checkpoint a resumed run restarts from (they are redone)."""
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        path = run_dir / name
+        if path.is_file():
+            keep = [line for line in path.read_text().splitlines() if line.strip() and _row_step(line) <= last_step]
+            path.write_text("".join(f"{line}\n" for line in keep))
+
+
+def _row_step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # a partial last line of a killed run: dropped
+
+
+# -- evaluation and logging, called by TRL every update -------------------------------------------------
+
+
+class PPORunCallback(TrainerCallback):
+    """Evaluates, logs, checkpoints and stops on a NaN loss while TRL's ``PPOTrainer.train`` runs.
+
+    Steps and samples continue from ``step_offset``/``samples_offset`` on a resumed run.
+    """
+
+    def __init__(self, run: _Run, step_offset: int = 0, samples_offset: int = 0) -> None:
+        self.run = run
+        self.step_offset = step_offset
+        self.samples_offset = samples_offset
+        self.last_saved = step_offset
+
+    def _position(self, state) -> tuple[int, int]:
+        return self.step_offset + state.global_step, self.samples_offset + state.episode
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.step_offset == 0:
+            self.run.before = self.run.evaluate(step=0, samples=0)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        step, samples = self._position(state)
+        numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+        for key in ("loss/policy_avg", "loss/value_avg"):
+            if key in numbers and not math.isfinite(numbers[key]):
+                raise FloatingPointError(
+                    f"PPO {key} is {numbers[key]} at step {step} ({samples} samples) in {self.run.record.folder}: "
+                    "lower learning_rate, check the reward for extreme values, or resume from the last checkpoint"
+                )
+        self.run.record.log({**numbers, SAMPLES: samples}, step=step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        step, samples = self._position(state)
+        if step % self.run.config.eval_steps == 0 and step < self.run.total_updates:
+            self.run.evaluate(step, samples)
+        if step % self.run.config.save_steps == 0:
+            self._save(step, samples)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        step, samples = self._position(state)
+        if step > self.last_saved:
+            self._save(step, samples)
+        if step >= self.run.total_updates:
+            self.run.after = self.run.evaluate(step, samples)
+
+    def _save(self, step: int, samples: int) -> None:
+        run = self.run
+        save_checkpoint(
+            run.record.folder, run.policy, run.value, run.tokenizer, run.optimizer, run.scheduler, step, samples
+        )
+        self.last_saved = step
+        for old in checkpoint_dirs(run.record.folder)[: -max(1, run.config.save_total_limit)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class _Run:
+    """What the callback needs of a run in progress."""
+
+    config: PPORunConfig
+    record: RunRecord
+    policy: Any
+    ref: Any
+    value: Any
+    tokenizer: Any
+    optimizer: Any
+    scheduler: Any
+    env: Any
+    eval_contexts: list[tuple[str, ...]]
+    total_updates: int
+    before: dict[str, float] = field(default_factory=dict)
+    after: dict[str, float] = field(default_factory=dict)
+
+    def evaluate(self, step: int, samples: int) -> dict[str, float]:
+        """Greedy replies to the held-out contexts, scored and logged with a table of sample replies."""
+        was_training = self.policy.training
+        greedy = generate_replies(
+            self.policy, self.tokenizer, self.eval_contexts, temperature=0, max_new_tokens=self.config.response_length
+        )
+        replies = [r[0] for r in greedy]
+        env = self.env.unwrapped
+        metrics, rows = evaluate_replies(self.eval_contexts, replies, env.reward_fn, getattr(env, "gold_fn", None))
+        metrics[KL] = sequence_kl(self.policy, self.ref, self.tokenizer, self.eval_contexts, replies)
+        self.policy.train(was_training)
+        self.record.log({**metrics, SAMPLES: samples}, step=step)
+        self.record.log_samples(rows[: self.config.num_sample_rows], step=step, key="eval/samples")
+        shown = ", ".join(f"{k.removeprefix('eval/')} {v:.3f}" for k, v in metrics.items())
+        print(f"[ppo] step {step} ({samples} samples): {shown}")
+        return metrics
+
+
+# -- the trainer ----------------------------------------------------------------------------------------
+
+
+def _check(config: PPORunConfig) -> None:
+    if config.model_dtype not in MODEL_DTYPES:
+        raise ValueError(f"model_dtype must be one of {MODEL_DTYPES}, got {config.model_dtype!r}")
+    if config.lr_scheduler_type not in ("linear", "constant"):
+        raise ValueError(f"lr_scheduler_type must be 'linear' or 'constant', got {config.lr_scheduler_type!r}")
+    for name in ("total_episodes", "batch_size", "num_mini_batches", "num_ppo_epochs", "response_length",
+                 "eval_steps", "save_steps", "eval_contexts"):  # fmt: skip
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.batch_size % config.num_mini_batches:
+        raise ValueError(
+            f"batch_size {config.batch_size} is not a multiple of num_mini_batches {config.num_mini_batches}"
+        )
+
+
+def _policy_config(config: PPORunConfig) -> PolicyConfig:
+    known = {f.name for f in dataclasses.fields(PolicyConfig)} - {"policy"}
+    unknown = sorted(set(config.policy_kwargs) - known)
+    if unknown:
+        raise ValueError(f"policy_kwargs: unknown key(s) {unknown} for PolicyConfig; known: {sorted(known)}")
+    return PolicyConfig(policy=config.policy, **{"device": config.device, **config.policy_kwargs})
+
+
+def _finished_result(run_dir: Path) -> PPOResult:
+    run = read_run(run_dir)
+    summary = run["summary"]
+    return PPOResult(
+        run_dir=str(run_dir),
+        before=summary.get("before", {}),
+        after=summary.get("after", {}),
+        seconds=0.0,
+        steps=int(summary.get("steps", 0)),
+        samples=int(summary.get("samples", 0)),
+        finished=True,
+        skipped=True,
+    )
+
+
+def _first_eval(run_dir: Path) -> dict[str, float]:
+    for row in read_run(run_dir)["metrics"]:
+        if row.get("step") == 0 and KL in row:
+            return {k: v for k, v in row.items() if k.startswith("eval/")}
+    return {}
+
+
+def train_ppo(config: PPORunConfig) -> PPOResult:
+    """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
+
+    A finished run record of the same group and name is not trained again (printed, and returned with
+    ``skipped=True``); an unfinished one needs ``resume=True``.
+    """
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+    started = time.time()
+    _check(config)
+    run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
+    if (run_dir / "run.json").is_file():
+        if read_run(run_dir)["info"].get("status") == "finished":
+            print(f"PPO run {run_dir} is finished: skipping it (delete the folder to train again)")
+            return _finished_result(run_dir)
+        if not config.resume:
+            raise FileExistsError(f"unfinished PPO run {run_dir}: pass --resume true to continue it, or delete it")
+    checkpoint = checkpoint_dirs(run_dir)[-1] if config.resume and checkpoint_dirs(run_dir) else None
+    done = json.loads((checkpoint / "state.json").read_text()) if checkpoint else {"step": 0, "samples": 0}
+    total_updates = math.ceil(config.total_episodes / config.batch_size)
+    updates = total_updates - done["step"]
+    if config.stop_after_steps is not None:
+        updates = min(updates, config.stop_after_steps)
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed + done["step"])
+    env = make_env(config.env_id, config.env_kwargs)
+    device = resolve_device(config.device)
+    on_cuda = device.type == "cuda"
+    dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
+
+    # Policy, reference, value: the reference always from the policy checkpoint, the others from ours when resuming.
+    source = policy_path(_policy_config(config))
+    policy, tokenizer = load_policy(str(checkpoint / "policy") if checkpoint and not config.use_peft else source,
+                                    device=str(device), dtype=dtype)  # fmt: skip
+    ref = None
+    if config.use_peft:
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        if checkpoint:
+            policy = PeftModel.from_pretrained(policy, checkpoint / "policy", is_trainable=True)
+        else:
+            lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                              task_type="CAUSAL_LM")  # fmt: skip
+            policy = get_peft_model(policy, lora)
+    else:
+        ref, _ = load_policy(source, device=str(device), dtype=dtype)
+        ref.eval().requires_grad_(False)
+    window = getattr(policy.config, "n_positions", None) or policy.config.max_position_embeddings
+    contexts, prompt_ids = fit_prompts(tokenizer, env.unwrapped.contexts, window - config.response_length)
+    if len(contexts) < config.batch_size:
+        raise ValueError(f"batch_size {config.batch_size} is larger than the {len(contexts)} usable prompts")
+    reward_model, reward_note = reward_model_for(env, tokenizer, [_turns(c) for c in contexts])
+    value = _value_model(config, env, tokenizer, source, checkpoint, dtype).to(device)
+    print(f"[ppo] policy {source} on {device}; reward: {reward_note}; {len(contexts)} prompts")
+
+    params = [p for p in itertools.chain(policy.parameters(), value.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+    from transformers import get_scheduler
+
+    scheduler = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=0, num_training_steps=total_updates)
+    if checkpoint:
+        states = torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=True)
+        optimizer.load_state_dict(states["optimizer"])
+        scheduler.load_state_dict(states["scheduler"])
+        print(f"[ppo] resuming {run_dir} from {checkpoint.name}: {updates} of {total_updates} updates left")
+    if config.resume:
+        _trim_record(run_dir, done["step"] if checkpoint else -1)
+
+    env_kwargs = {"heldout_fraction": 0.1, "seed": 0, **config.env_kwargs}
+    eval_contexts = [
+        _turns(c)
+        for c in held_out_contexts(
+            env_kwargs.get("prompts"), config.eval_contexts, env_kwargs["heldout_fraction"], env_kwargs["seed"]
+        )
+    ]
+    record = RunRecord.start(
+        algo=ALGO,
+        env_id=config.env_id,
+        config=dataclasses.asdict(config),
+        project=config.project,
+        group=config.group,
+        name=config.run_name,
+        runs_dir=config.runs_dir,
+        wandb_mode=config.wandb_mode,
+        tags=config.tags,
+        resume=config.resume,
+    )
+    run = _Run(config, record, policy, ref, value, tokenizer, optimizer, scheduler, env, eval_contexts, total_updates)
+    newline = _newline_id(tokenizer) if config.stop_at_newline else None
+    args = PPOConfig(
+        output_dir=str(run_dir / "trainer"),
+        per_device_train_batch_size=config.batch_size,
+        local_rollout_forward_batch_size=config.batch_size,
+        gradient_accumulation_steps=1,
+        num_mini_batches=config.num_mini_batches,
+        num_ppo_epochs=config.num_ppo_epochs,
+        total_episodes=updates * config.batch_size,
+        learning_rate=config.learning_rate,
+        response_length=config.response_length,
+        temperature=config.temperature,
+        stop_token=None if config.stop_at_newline else "eos",
+        stop_token_id=newline,
+        kl_coef=config.kl_coef,
+        cliprange=config.cliprange,
+        cliprange_value=config.cliprange_value,
+        vf_coef=config.vf_coef,
+        gamma=config.gamma,
+        lam=config.lam,
+        whiten_rewards=config.whiten_rewards,
+        seed=config.seed + done["step"],  # a resumed run draws new prompt batches, not the first ones again
+        bf16=on_cuda,
+        fp16=False,
+        use_cpu=not on_cuda,
+        gradient_checkpointing=False,
+        num_sample_generations=0,
+        report_to="none",  # TRL's metrics reach wandb through the run record (PPORunCallback.on_log)
+        save_strategy="no",  # checkpoints are ours: TRL's train() cannot resume
+        logging_steps=1,
+        disable_tqdm=True,
+    )
+    import datasets
+
+    with _accelerate_settings(on_cuda):
+        trainer = PPOTrainer(
+            args=args,
+            processing_class=tokenizer,
+            model=policy,
+            ref_model=ref,
+            reward_model=reward_model,
+            train_dataset=datasets.Dataset.from_dict({"input_ids": prompt_ids}),
+            value_model=value,
+            optimizers=(optimizer, scheduler),
+            callbacks=[PPORunCallback(run, done["step"], done["samples"])],
+        )
+    trainer.remove_callback(PrinterCallback)  # every update's metrics go to the run record, not to stdout
+    wanted = "bf16" if on_cuda else "no"
+    if str(trainer.accelerator.mixed_precision) != wanted:
+        print(f"[ppo] warning: accelerate was set up earlier in this process with mixed precision "
+              f"{trainer.accelerator.mixed_precision!r}, not {wanted!r}; run PPO in a fresh process")  # fmt: skip
+    try:
+        trainer.train()
+    except BaseException:
+        if record.wandb_run is not None:
+            record.wandb_run.finish(exit_code=1)
+        raise
+    finally:
+        env.close()
+    steps, samples = done["step"] + updates, done["samples"] + updates * config.batch_size
+    before = run.before or _first_eval(run_dir)
+    finished = steps >= total_updates
+    if finished:
+        record.finish({"before": before, "after": run.after, "steps": steps, "samples": samples,
+                       "seconds": round(time.time() - started, 1)})  # fmt: skip
+    elif record.wandb_run is not None:  # interrupted on purpose (stop_after_steps): the record stays "running"
+        record.wandb_run.finish()
+    return PPOResult(str(run_dir), before, run.after, round(time.time() - started, 1), steps, samples, finished)
+
+
+@contextmanager
+def _accelerate_settings(on_cuda: bool):
+    """bf16 autocast on CUDA, the CPU otherwise, for the ``Accelerator`` that ``PPOTrainer`` creates.
+
+    TRL's PPO builds ``Accelerator()`` without arguments, and transformers 5 no longer exports
+    ``PPOConfig.bf16`` to the environment, so without this PPO trains in fp32 even with ``bf16=True``.
+    """
+    wanted = {
+        "ACCELERATE_MIXED_PRECISION": "bf16" if on_cuda else "no",
+        "ACCELERATE_USE_CPU": "false" if on_cuda else "true",
+    }
+    saved = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _value_model(config: PPORunConfig, env, tokenizer, source: str, checkpoint: Path | None, dtype: torch.dtype):
+    """The critic: from the checkpoint when resuming, else the reward model (``value_init: auto`` and it reads
+    the policy's tokens), the policy, or a folder named by ``value_init``."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = source
+    reward_fn = getattr(env.unwrapped, "reward_fn", None)
+    if checkpoint is not None:
+        folder = str(checkpoint / "value")
+    elif config.value_init == "auto":
+        if isinstance(reward_fn, RewardModelScorer) and same_vocabulary(reward_fn.tokenizer, tokenizer):
+            folder = str(reward_fn.path)
+    elif config.value_init != "policy":
+        folder = config.value_init
+    try:
+        value = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=dtype)
+    except OSError as exc:
+        raise ValueError(f"value_init: cannot load a value model from {folder!r} ({exc})") from exc
+    value.config.pad_token_id = tokenizer.pad_token_id
+    return value

@@ -1,0 +1,154 @@
+"""PPO from TRL on the dialogue environments, at the tiny sizes (seconds per update on a CPU)."""
+
+import dataclasses
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from envs import register_reward_env
+from rlhf.config import load_config
+from rlhf.evaluation import ENV_REWARD, GOLD_REWARD, KL, SAMPLES
+from rlhf.gold import words
+from rlhf.ppo import PPORunCallback, PPORunConfig, checkpoint_dirs, fit_prompts, make_env, train_ppo
+from rlhf.rewards import CallableReward
+from rlhf.runs import read_run
+
+VERBOSE_ENV = "rlhf-test/Verbose-v0"
+
+
+def verbosity(contexts, replies):
+    """min(words, 8) / 8: a dense reward the tiny policy can climb in a few updates (see the test below)."""
+    return [min(len(words(r)), 8) / 8 for r in replies]
+
+
+register_reward_env(VERBOSE_ENV, CallableReward(verbosity, name="verbosity"))
+
+
+def tiny_config(tmp_path, tiny_policy_config, **overrides) -> PPORunConfig:
+    """configs/ppo/tiny.yaml on the session's tiny policy, with runs under ``tmp_path``."""
+    config = load_config(PPORunConfig, "configs/ppo/tiny.yaml")
+    policy_kwargs = {**config.policy_kwargs, "cache_dir": tiny_policy_config.cache_dir}
+    defaults = dict(policy_kwargs=policy_kwargs, runs_dir=str(tmp_path / "runs"), wandb_mode="disabled")
+    return dataclasses.replace(config, **{**defaults, **overrides})
+
+
+def _train_rows(run_dir):
+    return [row for row in read_run(run_dir)["metrics"] if "objective/scores" in row]
+
+
+# -- errors, before any model is loaded -----------------------------------------------------------------
+
+
+def test_unknown_env_id_is_named_with_the_rlhf_ids():
+    with pytest.raises(ValueError, match=r"'rlhf/Nope-v0' is not a registered environment.*rlhf/Dialogue-v0"):
+        make_env("rlhf/Nope-v0")
+
+
+def test_env_without_batched_reward_is_refused():
+    with pytest.raises(TypeError, match="'CartPole-v1' has no batched reward"):
+        make_env("CartPole-v1")
+
+
+def test_long_prompts_are_dropped_with_a_count_and_none_left_is_an_error(tiny_policy, capsys):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_policy.path)
+    contexts = [("Hi",), ("word " * 200,), ("How are you?",), ("again " * 300,)]
+    kept, ids = fit_prompts(tokenizer, contexts, max_tokens=40)
+    assert kept == [("Hi",), ("How are you?",)] and all(len(row) <= 40 for row in ids)
+    assert "dropped 2 of 4 prompts longer than 40 tokens" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="none of the 2 prompts fits in 40 tokens"):
+        fit_prompts(tokenizer, contexts[1::2], max_tokens=40)
+
+
+def test_nan_loss_stops_with_an_error_naming_the_step(tmp_path):
+    record = SimpleNamespace(folder=tmp_path, log=lambda metrics, step: None)
+    callback = PPORunCallback(SimpleNamespace(record=record), step_offset=5, samples_offset=40)
+    state = SimpleNamespace(global_step=2, episode=16)
+    callback.on_log(None, state, None, logs={"loss/policy_avg": 0.1, "loss/value_avg": 0.2})
+    with pytest.raises(FloatingPointError, match=r"loss/policy_avg is nan at step 7 \(56 samples\)"):
+        callback.on_log(None, state, None, logs={"loss/policy_avg": math.nan, "loss/value_avg": 0.2})
+
+
+# -- training -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ppo_raises_an_easy_reward(tmp_path, tiny_policy_config, tiny_policy):
+    """The tiny policy never says "thanks" (0 of 256 sampled replies), so gold "thanks" gives PPO nothing to
+    reinforce. Its greedy replies are short (~2.5 words) while samples vary in length, so a dense reward for
+    longer replies (up to 8 words) is one it can discover: greedy reward goes ~0.3 -> ~1 in 6 updates."""
+    config = tiny_config(
+        tmp_path, tiny_policy_config, env_id=VERBOSE_ENV, env_kwargs={"gold": "default"},
+        total_episodes=48, batch_size=8, num_ppo_epochs=4, response_length=10,
+    )  # fmt: skip
+    result = train_ppo(config)
+    assert result.finished and result.steps == 6 and result.samples == 48
+    assert result.after[ENV_REWARD] > result.before[ENV_REWARD] + 0.2
+    assert result.before[KL] == pytest.approx(0.0, abs=1e-5) and result.after[KL] > 0
+    assert GOLD_REWARD in result.after  # the env's gold scorer is reported beside its reward
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_without_repeating_steps(tmp_path, tiny_policy_config, tiny_policy, capsys):
+    config = tiny_config(tmp_path, tiny_policy_config, total_episodes=32, batch_size=8, save_steps=2)
+    first = train_ppo(dataclasses.replace(config, stop_after_steps=2))
+    assert not first.finished and first.steps == 2
+    assert read_run(first.run_dir)["info"]["status"] == "running"
+    assert [p.name for p in checkpoint_dirs(first.run_dir)] == ["step-000002"]
+    with pytest.raises(FileExistsError, match="--resume true"):
+        train_ppo(config)
+
+    second = train_ppo(dataclasses.replace(config, resume=True))
+    assert second.finished and second.steps == 4 and second.samples == 32
+    run = read_run(second.run_dir)
+    assert run["info"]["status"] == "finished"
+    rows = _train_rows(second.run_dir)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert [r[SAMPLES] for r in rows] == [8, 16, 24, 32]
+    evals = [r["step"] for r in run["metrics"] if ENV_REWARD in r]
+    assert evals == [0, 4]  # before and after, once each
+    assert second.before == first.before and second.after
+    state = json.loads((checkpoint_dirs(second.run_dir)[-1] / "state.json").read_text())
+    assert state == {"step": 4, "samples": 32}
+    optimizer = torch.load(checkpoint_dirs(second.run_dir)[-1] / "optimizer.pt", weights_only=True)
+    assert optimizer["scheduler"]["last_epoch"] == 4
+
+    capsys.readouterr()
+    again = train_ppo(dataclasses.replace(config, resume=True))
+    assert again.skipped and again.steps == 4
+    assert "is finished: skipping it" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_two_runs_sit_side_by_side_in_one_wandb_group(tmp_path, tiny_policy_config, tiny_policy, monkeypatch):
+    """Two tiny runs (one with a LoRA policy, its reference the adapter-disabled model) in group "sweep"."""
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    base = tiny_config(tmp_path, tiny_policy_config, group="sweep", wandb_mode="offline", total_episodes=8)
+    full = train_ppo(dataclasses.replace(base, run_name="full"))
+    lora = train_ppo(dataclasses.replace(base, run_name="lora", use_peft=True))
+    assert sorted(p.name for p in (tmp_path / "runs" / "sweep").iterdir()) == ["full", "lora"]
+    for result, name in ((full, "full"), (lora, "lora")):
+        info = read_run(result.run_dir)["info"]
+        assert info["group"] == "sweep" and info["name"] == name and info["tags"][:2] == ["ppo", "rlhf/Dialogue-v0"]
+        (offline,) = (tmp_path / "wandb").glob(f"wandb/offline-run-*-{info['wandb_id']}")
+        data = next(offline.glob("*.wandb")).read_bytes()
+        assert b"sweep" in data and name.encode() in data
+        assert result.after[KL] == pytest.approx(result.after[KL])  # finite
+    assert (checkpoint_dirs(lora.run_dir)[-1] / "policy" / "adapter_config.json").is_file()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_run_uses_cuda_with_bf16_autocast(tmp_path, tiny_policy_config, tiny_policy):
+    torch.cuda.reset_peak_memory_stats()
+    config = tiny_config(tmp_path, tiny_policy_config, device="cuda", total_episodes=16, batch_size=8)
+    result = train_ppo(config)
+    assert result.finished and result.steps == 2 and torch.cuda.max_memory_allocated() > 0
+    policy = checkpoint_dirs(result.run_dir)[-1] / "policy"
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(policy).dtype == torch.float32  # fp32 master weights

@@ -1,0 +1,86 @@
+"""The env-reward adapter alone: TRL's ``get_reward`` on it returns exactly the environment's scores."""
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from trl.experimental.utils import get_reward
+
+from rlhf.chat import parse_reply, render_dialogue
+from rlhf.corpus import load_dialogues
+from rlhf.policy import train_tokenizer
+from rlhf.reward_adapter import EnvRewardModel, batched_reward_of, encode_prompts
+from rlhf.rewards import CallableReward
+
+PROMPTS = [["Hello there"], ["Do you like music?"], ["Hi", "Hello! How are you?", "Fine, and you?"], ["Hi"]]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """A small byte-level BPE tokenizer trained on the corpus in a second (no policy build needed)."""
+    tok = train_tokenizer([render_dialogue(d) for d in load_dialogues()[:400]], vocab_size=400)
+    tok.padding_side = "left"
+    return tok
+
+
+def _batch(tokenizer, rows: list[tuple[list[str], str]]) -> tuple[torch.Tensor, int]:
+    """Left-padded prompts followed by right-padded responses, as TRL builds ``query_responses``."""
+    prompts = encode_prompts(tokenizer, [turns for turns, _ in rows])
+    responses = [tokenizer(text, add_special_tokens=False)["input_ids"] for _, text in rows]
+    pad = tokenizer.pad_token_id
+    width, reply_width = max(map(len, prompts)), max(map(len, responses))
+    pairs = zip(prompts, responses, strict=True)
+    ids = [[pad] * (width - len(p)) + p + r + [pad] * (reply_width - len(r)) for p, r in pairs]
+    return torch.tensor(ids), width
+
+
+def test_get_reward_returns_the_envs_scores_of_decoded_pairs(tokenizer):
+    env = gymnasium.make("rlhf/Dialogue-v0", reward="default", gold=None, prompts=PROMPTS, split="all")
+    adapter = EnvRewardModel(env, tokenizer, [list(c.turns) for c in env.unwrapped.contexts])
+    rows = [
+        (PROMPTS[0], " I am happy to see you!\nUser: and then"),  # the reply ends at its line break
+        (PROMPTS[1], " Yes, I love music very much."),  # no line break: the whole response
+        (PROMPTS[2], " Great, thanks\n"),  # multi-turn prompt whose first turn is also a known prompt ("Hi")
+        (PROMPTS[3], " terrible awful day\nBot: more"),
+    ]
+    ids, context_length = _batch(tokenizer, rows)
+    _, scores, _ = get_reward(adapter, ids, tokenizer.pad_token_id, context_length)
+    expected = env.unwrapped.score_replies([turns for turns, _ in rows], [parse_reply(text) for _, text in rows])
+    assert scores.shape == (4,) and scores.dtype == torch.float32
+    assert torch.equal(scores, torch.tensor(expected, dtype=torch.float32))
+    assert len(set(expected.round(6))) > 1  # the pairs score differently, so the check is not vacuous
+
+
+def test_adapter_splits_each_row_into_its_context_and_one_line_reply(tokenizer):
+    env = gymnasium.make("rlhf/Dialogue-v0", prompts=PROMPTS, split="all", gold=None)
+    adapter = EnvRewardModel(env, tokenizer, PROMPTS)
+    rows = [(PROMPTS[2], " Great\nUser: x"), (PROMPTS[3], " Hello")]
+    ids, _ = _batch(tokenizer, rows)
+    contexts, replies = adapter.backbone.split(ids, ids != tokenizer.pad_token_id)
+    assert contexts == [tuple(PROMPTS[2]), tuple(PROMPTS[3])]
+    assert replies == ["Great", "Hello"]
+
+
+def test_unknown_prompt_is_named(tokenizer):
+    env = gymnasium.make("rlhf/Dialogue-v0", prompts=PROMPTS, split="all", gold=None)
+    adapter = EnvRewardModel(env, tokenizer, PROMPTS[:2])
+    ids, context_length = _batch(tokenizer, [(PROMPTS[0], " ok"), (["What is the weather?"], " sunny")])
+    with pytest.raises(ValueError, match=r"row 1 .* 2 prompts .*weather"):
+        get_reward(adapter, ids, tokenizer.pad_token_id, context_length)
+
+
+def test_nan_reward_raises_a_clear_error(tokenizer):
+    nan = CallableReward(lambda contexts, replies: np.full(len(replies), np.nan), name="broken")
+    env = gymnasium.make("rlhf/Dialogue-v0", reward=nan, prompts=PROMPTS, split="all", gold=None)
+    adapter = EnvRewardModel(env, tokenizer, PROMPTS)
+    ids, context_length = _batch(tokenizer, [(PROMPTS[0], " ok")])
+    with pytest.raises(ValueError, match="reward 'broken' returned nan for pair 0"):
+        get_reward(adapter, ids, tokenizer.pad_token_id, context_length)
+
+
+def test_env_without_batched_reward_is_refused(tokenizer):
+    env = gymnasium.make("CartPole-v1")
+    with pytest.raises(TypeError, match="'CartPole-v1' has no batched reward"):
+        batched_reward_of(env)
+    with pytest.raises(TypeError, match="score_replies"):
+        EnvRewardModel(env, tokenizer, PROMPTS)
