@@ -120,11 +120,14 @@ class RewardModelScorer(RewardFunction):
         self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.model.to(self.device).eval()
         self.batch_size = batch_size
-        # Never longer than the model's position table: a small policy-sized RM has only 128 positions.
-        window = getattr(self.model.config, "n_positions", None) or getattr(
-            self.model.config, "max_position_embeddings", None
-        )
-        self.max_length = min(max_length, window) if window else max_length
+        # Never longer than the model's position table (a policy-sized RM has 128 positions), nor than the
+        # length it was trained at, which rlhf.reward_model saves as the tokenizer's model_max_length.
+        limits = [
+            max_length,
+            getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", 0),
+            self.tokenizer.model_max_length if self.tokenizer.model_max_length < 1e9 else 0,  # huge means unset
+        ]
+        self.max_length = min(n for n in limits if n)
 
     def score(self, contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
         import torch
