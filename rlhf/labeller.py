@@ -1,0 +1,247 @@
+"""Who says which reply is better: a synthetic labeller (a gold scorer standing in for a person) and a
+terminal tool for a person.
+
+The synthetic labeller samples several replies per corpus context from the policy, adds the corpus's
+real continuation as one more candidate, scores every candidate with a gold scorer (:mod:`rlhf.gold`)
+and keeps the pairs whose gold scores differ by at least ``margin``: a person would hesitate over the
+rest, and a reward model learns little from coin flips. Both write :mod:`rlhf.preferences` records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from rlhf.chat import clean_turn, render_prompt
+from rlhf.corpus import DialogueContext, bot_turns, corpus_contexts
+from rlhf.preferences import make_preference, write_preferences
+
+# Bump when the labelling recipe changes, so old preference files are not reused for new code.
+LABELLER_VERSION = 1
+
+
+def labelling_contexts(num_contexts: int, seed: int) -> list[DialogueContext]:
+    """``num_contexts`` distinct corpus contexts in a seeded order (the corpus repeats some questions)."""
+    unique: dict[tuple[str, ...], DialogueContext] = {}
+    for context in corpus_contexts("all"):
+        unique.setdefault(context.turns, context)
+    contexts = list(unique.values())
+    random.Random(seed).shuffle(contexts)
+    return contexts[:num_contexts]
+
+
+def synthetic_file_name(policy: str, **settings: Any) -> str:
+    """File name keyed on the policy and every labelling setting: a changed setting labels afresh."""
+    key = json.dumps({"policy": str(policy), "version": LABELLER_VERSION, **settings}, sort_keys=True)
+    gold = "".join(c if c.isalnum() else "-" for c in str(settings.get("gold", "gold")))
+    return f"synthetic-{gold}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.jsonl"
+
+
+def label_synthetic_preferences(
+    policy: str,
+    output_dir: str | Path = "artifacts/preferences",
+    *,
+    gold: str = "default",
+    num_contexts: int = 512,
+    samples_per_context: int = 6,
+    include_continuation: bool = True,
+    corpus_replies: int = 0,
+    margin: float = 0.3,
+    pairs_per_context: int = 4,
+    max_new_tokens: int = 24,
+    temperature: float = 1.0,
+    seed: int = 0,
+    device: str = "auto",
+) -> Path:
+    """Label synthetic preferences with a gold scorer and return the JSONL file (reused when it exists).
+
+    Candidates per context: ``samples_per_context`` policy samples, the real continuation when
+    ``include_continuation``, and ``corpus_replies`` bot turns drawn from other corpus dialogues (fluent
+    replies whose words teach the reward model what the gold scorer likes, off-topic or not).
+    ``policy`` is a causal-LM name or folder. Each record carries ``chosen_score``/``rejected_score``
+    (the gold scores) and ``labeller: "gold:<spec>"``.
+    """
+    from rlhf.policy import generate_replies, load_policy
+    from rlhf.rewards import resolve_reward
+
+    settings = dict(
+        gold=gold,
+        num_contexts=num_contexts,
+        samples_per_context=samples_per_context,
+        include_continuation=include_continuation,
+        corpus_replies=corpus_replies,
+        margin=margin,
+        pairs_per_context=pairs_per_context,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+    path = Path(output_dir) / synthetic_file_name(policy, **settings)
+    if path.is_file():
+        print(f"reusing synthetic preferences {path}")
+        return path
+    scorer = resolve_reward(gold)  # fail on an unknown scorer before sampling
+    started = time.time()
+    contexts = labelling_contexts(num_contexts, seed)
+    model, tokenizer = load_policy(policy, device=device)
+    samples = generate_replies(
+        model,
+        tokenizer,
+        [c.turns for c in contexts],
+        num_samples=samples_per_context,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+    rng = random.Random(seed)
+    corpus = bot_turns()
+    candidates = []
+    for context, replies in zip(contexts, samples, strict=True):
+        pool = [*replies, context.continuation] if include_continuation else list(replies)
+        pool += rng.sample(corpus, corpus_replies)
+        candidates.append(list(dict.fromkeys(r for r in map(clean_turn, pool) if r)))  # distinct, non-empty
+    flat_contexts = [c.turns for c, pool in zip(contexts, candidates, strict=True) for _ in pool]
+    scores = iter(scorer(flat_contexts, [r for pool in candidates for r in pool]).tolist())
+
+    records = []
+    for context, pool in zip(contexts, candidates, strict=True):
+        scored = [(reply, next(scores)) for reply in pool]
+        pairs = [(a, b) for a in scored for b in scored if a[1] > b[1] and a[1] - b[1] >= margin]
+        for (chosen, s_chosen), (rejected, s_rejected) in disjoint_pairs(pairs, pairs_per_context, rng):
+            records.append(
+                make_preference(
+                    context.turns,
+                    chosen,
+                    rejected,
+                    chosen_score=round(s_chosen, 6),
+                    rejected_score=round(s_rejected, 6),
+                    labeller=f"gold:{gold}",
+                )
+            )
+    write_preferences(records, path)
+    print(
+        f"labelled {len(records)} pairs from {len(contexts)} contexts x {samples_per_context} samples "
+        f"(gold {gold!r}, margin {margin}) in {time.time() - started:.0f}s: {path}"
+    )
+    return path
+
+
+def disjoint_pairs(pairs: Sequence[tuple], limit: int, rng: random.Random) -> list[tuple]:
+    """Up to ``limit`` of ``pairs`` in a seeded random order, no reply in two of them: one good reply
+    paired with every poor one would teach the same text many times over."""
+    order = list(pairs)
+    rng.shuffle(order)
+    used: set[str] = set()
+    picked = []
+    for a, b in order:
+        if len(picked) == limit:
+            break
+        if a[0] not in used and b[0] not in used:
+            picked.append((a, b))
+            used.update((a[0], b[0]))
+    return picked
+
+
+@dataclass
+class HumanLabelStats:
+    """What one labelling session did."""
+
+    shown: int = 0
+    labelled: int = 0
+    skipped: int = 0
+    quit: bool = False
+
+
+def sample_reply_pairs(
+    policy: str, contexts: Sequence[Sequence[str]], seed: int = 0, tries: int = 4, device: str = "auto", **sampling
+) -> list[tuple[list[str], str, str]]:
+    """(context, reply a, reply b) with two different policy replies per context; contexts where ``tries``
+    samples never differ are left out."""
+    from rlhf.policy import generate_replies, load_policy
+
+    model, tokenizer = load_policy(policy, device=device)
+    samples = generate_replies(model, tokenizer, contexts, num_samples=tries, seed=seed, **sampling)
+    out = []
+    for context, replies in zip(contexts, samples, strict=True):
+        distinct = list(dict.fromkeys(r for r in replies if r))
+        if len(distinct) >= 2:
+            out.append((list(context), distinct[0], distinct[1]))
+    return out
+
+
+def label_by_hand(
+    items: Iterable[tuple[Sequence[str], str, str]],
+    output: str | Path,
+    input_stream: IO[str] | None = None,
+    output_stream: IO[str] | None = None,
+) -> HumanLabelStats:
+    """Show each context and two replies, ask which is better (a/b/s to skip/q to quit) and append the
+    answer to the JSONL ``output`` at once, flushed, so quitting or a crash loses nothing.
+
+    Items whose prompt and two replies are already in ``output`` are not asked again, so a session
+    resumes where the last one stopped. End of input counts as quit.
+    """
+    stdin = input_stream or sys.stdin
+    stdout = output_stream or sys.stdout
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if output.is_file():
+        for line in output.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done.add((row["prompt"], *sorted((row["chosen"], row["rejected"]))))
+    stats = HumanLabelStats()
+    with output.open("a", encoding="utf-8") as f:
+        for context, a, b in items:
+            prompt = render_prompt([clean_turn(t) for t in context])
+            if (prompt, *sorted((clean_turn(a), clean_turn(b)))) in done:
+                continue
+            stats.shown += 1
+            stdout.write(f"\n[{stats.shown}] {prompt}\n  a) {a}\n  b) {b}\n")
+            while True:
+                stdout.write("Which reply is better? [a/b/s(kip)/q(uit)]: ")
+                stdout.flush()
+                answer = stdin.readline()
+                if not answer:  # end of input
+                    answer = "q"
+                answer = answer.strip().lower()[:1]
+                if answer in ("a", "b", "s", "q"):
+                    break
+                stdout.write("please answer a, b, s or q\n")
+            if answer == "q":
+                stats.quit = True
+                break
+            if answer == "s":
+                stats.skipped += 1
+                continue
+            chosen, rejected = (a, b) if answer == "a" else (b, a)
+            record = make_preference(context, chosen, rejected, labeller="human")
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            stats.labelled += 1
+    stdout.write(f"\n{stats.labelled} labelled, {stats.skipped} skipped; answers in {output}\n")
+    return stats
+
+
+def human_session(
+    policy: str,
+    output: str | Path,
+    count: int = 20,
+    seed: int = 0,
+    max_new_tokens: int = 24,
+    device: str = "auto",
+    input_stream: IO[str] | None = None,
+    output_stream: IO[str] | None = None,
+) -> HumanLabelStats:
+    """Label by hand two policy replies to each of the first ``count`` held-out corpus contexts."""
+    contexts = [c.turns for c in corpus_contexts("heldout", seed=seed)[:count]]
+    items = sample_reply_pairs(policy, contexts, seed=seed, device=device, max_new_tokens=max_new_tokens)
+    return label_by_hand(items, output, input_stream, output_stream)

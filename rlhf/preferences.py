@@ -1,0 +1,269 @@
+"""Preference data: one record shape, its readers and a seeded train/held-out split.
+
+A preference record says which of two replies to the same context is better, in the toolkit's chat
+format (:mod:`rlhf.chat`)::
+
+    {"prompt": "User: Hello\\nBot:", "chosen": "Hi, nice to meet you.", "rejected": "no", "context": ["Hello"]}
+
+``prompt`` is always ``render_prompt(context)``, so ``render_exchange(context, reply)`` — what a
+reward model is trained on and what :class:`rlhf.rewards.RewardModelScorer` scores — is
+``prompt + " " + reply + "\\n"``. Extra keys (gold scores, the labeller) ride along.
+
+Readers take JSONL, CSV and Parquet files, and Hugging Face datasets by name or local folder
+(``datasets.load_dataset``), including Anthropic hh-rlhf rows whose ``chosen``/``rejected`` hold
+whole ``\\n\\nHuman:``/``\\n\\nAssistant:`` transcripts. A file or dataset whose columns do not fit,
+or a row that lacks a column or holds a non-text value, is an error naming the file, line and
+column. Rows that fit but teach nothing are dropped and counted by reason (``docs/reward_models.md``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlhf.chat import BOT, HH_HUMAN, clean_turn, parse_dialogue, render_prompt, split_hh_transcript
+
+REQUIRED_COLUMNS = ("chosen", "rejected")
+PREFERENCE_COLUMNS = ("prompt", *REQUIRED_COLUMNS)
+
+# Reasons a row is dropped (and counted) rather than refused; docs/reward_models.md lists the rules.
+EMPTY_PROMPT = "empty prompt"
+EMPTY_REPLY = "empty chosen or rejected"
+IDENTICAL = "identical chosen and rejected"
+CONTEXTS_DIFFER = "hh-rlhf transcripts with different contexts"
+NOT_A_TRANSCRIPT = "hh-rlhf transcript that does not parse"
+
+
+class PreferenceDataError(ValueError):
+    """A preference file or dataset that cannot be read as preferences."""
+
+
+@dataclass
+class PreferenceStats:
+    """How many rows a source held, how many were kept, and how many were dropped for which reason."""
+
+    source: str
+    read: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        """Count one row dropped for ``reason``."""
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+    def __str__(self) -> str:
+        total = sum(self.dropped.values())
+        why = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.dropped.items()))
+        return f"{self.source}: read {self.read} rows, kept {self.kept}, dropped {total}" + (f" ({why})" if why else "")
+
+
+def make_preference(context: Sequence[str], chosen: str, rejected: str, **extra: Any) -> dict[str, Any]:
+    """A preference record for ``context`` (turns ending on a user turn) and two replies."""
+    turns = [clean_turn(t) for t in context]
+    return {
+        "prompt": render_prompt(turns),
+        "chosen": clean_turn(chosen),
+        "rejected": clean_turn(rejected),
+        "context": turns,
+        **extra,
+    }
+
+
+def context_of_prompt(prompt: str) -> list[str]:
+    """The turns of a prompt: a rendered ``User: …\\nBot:`` prompt parses back into its turns; any
+    other text is read as a single user turn."""
+    text = prompt.rstrip()
+    cue = f"{BOT}:"
+    if text.endswith(cue):
+        try:
+            turns = parse_dialogue(text[: -len(cue)])
+        except ValueError:
+            turns = []
+        if turns and len(turns) % 2 == 1:
+            return turns
+    return [clean_turn(prompt)]
+
+
+def to_preference(row: dict[str, Any], where: str) -> dict[str, Any] | str:
+    """A record from one source row, or the reason (a string) the row is dropped.
+
+    ``where`` ("file:line", "dataset row 7") prefixes errors. Raises :class:`PreferenceDataError`
+    for a missing column or a value that is not text.
+    """
+    values = {}
+    for column in PREFERENCE_COLUMNS:
+        if column not in row:
+            if column == "prompt":
+                continue
+            found = ", ".join(map(str, row)) or "none"
+            raise PreferenceDataError(f"{where}: missing column {column!r} (found: {found})")
+        value = row[column]
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise PreferenceDataError(f"{where}: column {column!r} must be text, got {type(value).__name__}")
+        values[column] = value
+    extra = {k: v for k, v in row.items() if k not in (*PREFERENCE_COLUMNS, "context")}
+    if "prompt" in values:
+        if not clean_turn(values["prompt"]):
+            return EMPTY_PROMPT
+        context = row.get("context") or context_of_prompt(values["prompt"])
+        if not isinstance(context, list) or not all(isinstance(t, str) for t in context) or len(context) % 2 != 1:
+            context = context_of_prompt(values["prompt"])
+        chosen, rejected = values["chosen"], values["rejected"]
+    elif HH_HUMAN.strip() in values["chosen"] or HH_HUMAN.strip() in values["rejected"]:
+        try:
+            context, chosen = split_hh_transcript(values["chosen"])
+            other, rejected = split_hh_transcript(values["rejected"])
+        except ValueError:
+            return NOT_A_TRANSCRIPT
+        if other != context:
+            return CONTEXTS_DIFFER
+    else:
+        raise PreferenceDataError(
+            f"{where}: no 'prompt' column and 'chosen' is not an hh-rlhf transcript (no 'Human:' turn); "
+            "expected columns prompt, chosen, rejected"
+        )
+    if not context or not all(clean_turn(t) for t in context):
+        return EMPTY_PROMPT
+    chosen, rejected = clean_turn(chosen), clean_turn(rejected)
+    if not chosen or not rejected:
+        return EMPTY_REPLY
+    if chosen == rejected:
+        return IDENTICAL
+    return make_preference(context, chosen, rejected, **extra)
+
+
+def check_columns(columns: Sequence[str], source: str) -> None:
+    """Refuse a table without ``chosen`` and ``rejected``, naming what is missing and what was found."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise PreferenceDataError(
+            f"{source}: missing column(s) {', '.join(map(repr, missing))}; expected prompt (optional for hh-rlhf "
+            f"transcripts), chosen, rejected; found columns: {', '.join(map(str, columns)) or 'none'}"
+        )
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PreferenceDataError(
+                    f"{path}:{number}: not valid JSON ({exc.msg} at column {exc.colno})"
+                ) from None
+            if not isinstance(row, dict):
+                raise PreferenceDataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            yield f"{path}:{number}", row
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        check_columns(reader.fieldnames or [], str(path))
+        for row in reader:
+            yield f"{path}:{reader.line_num}", row
+
+
+def _table_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], source: str):
+    check_columns(columns, source)
+    for i, row in enumerate(rows):
+        yield f"{source} row {i}", row
+
+
+def _parquet_rows(path: Path):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return _table_rows(table.to_pylist(), table.column_names, str(path))
+
+
+def _dataset_rows(source: str, split: str):
+    import datasets
+
+    try:
+        dataset = datasets.load_dataset(source, split=split)
+    except (OSError, ValueError, datasets.exceptions.DatasetNotFoundError) as exc:
+        where = "local folder" if Path(source).exists() else "file, folder or dataset on the hub (offline?)"
+        message = f"cannot load preferences {source!r} split {split!r}: not a readable {where} ({exc})"
+        raise PreferenceDataError(message) from exc
+    return _table_rows(dataset, dataset.column_names, f"{source}[{split}]")
+
+
+def source_rows(source: str | os.PathLike, split: str = "train") -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(where, row)`` for each raw row of a JSONL/CSV/Parquet file or a Hugging Face dataset."""
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix in (".jsonl", ".json"):
+        return _jsonl_rows(path)
+    if path.is_file() and suffix == ".csv":
+        return _csv_rows(path)
+    if path.is_file() and suffix == ".parquet":
+        return _parquet_rows(path)
+    if path.is_file():
+        raise PreferenceDataError(f"{path}: unknown preference file type {suffix!r}; expected .jsonl, .csv or .parquet")
+    return _dataset_rows(str(source), split)
+
+
+def read_preferences(
+    source: str | os.PathLike, split: str = "train", limit: int | None = None
+) -> tuple[list[dict[str, Any]], PreferenceStats]:
+    """Preference records from a file or dataset (its ``split``), at most ``limit`` rows read, and the counts."""
+    stats = PreferenceStats(source=str(source))
+    records = []
+    for where, row in source_rows(source, split):
+        if limit is not None and stats.read >= limit:
+            break
+        stats.read += 1
+        record = to_preference(row, where)
+        if isinstance(record, str):
+            stats.drop(record)
+        else:
+            records.append(record)
+    stats.kept = len(records)
+    return records, stats
+
+
+def write_preferences(records: Iterable[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Write records to a JSONL file atomically (written beside it, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def split_preferences(
+    records: Sequence[dict[str, Any]], heldout_fraction: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, held-out) records: a seeded shuffle of the prompts, every pair of one prompt on the same side,
+    so held-out accuracy measures contexts the reward model has not seen."""
+    if not 0.0 < heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    counts = Counter(r["prompt"] for r in records)
+    prompts = sorted(counts)
+    random.Random(seed).shuffle(prompts)
+    target = heldout_fraction * len(records)
+    heldout_prompts, n = set(), 0
+    for prompt in prompts[:-1]:  # keep at least one prompt for training
+        if n >= target:
+            break
+        heldout_prompts.add(prompt)
+        n += counts[prompt]
+    train = [r for r in records if r["prompt"] not in heldout_prompts]
+    heldout = [r for r in records if r["prompt"] in heldout_prompts]
+    return train, heldout

@@ -1,0 +1,352 @@
+"""A learned reward model: preferences in, an ``AutoModelForSequenceClassification`` folder out.
+
+The model has one output and starts from the policy's backbone (or any model name or folder), with
+a fresh score head. TRL's ``RewardTrainer`` trains it on the Bradley-Terry loss
+``-log σ(r(chosen) - r(rejected))``. The pairs are tokenized here rather than by the trainer, which
+would append an eos token: the model must see exactly ``render_exchange(context, reply)``, the text
+:class:`rlhf.rewards.RewardModelScorer` scores, truncated the same way (from the left).
+
+Evaluation loads the saved folder with ``RewardModelScorer`` and reports pairwise accuracy on the
+held-out pairs and the Spearman rank correlation between its scores and the gold scorer's on the
+held-out replies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlhf.chat import render_exchange
+from rlhf.config import load_config
+from rlhf.labeller import label_synthetic_preferences
+from rlhf.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, resolve_device
+from rlhf.preferences import read_preferences, split_preferences
+from rlhf.rewards import RewardFunction, RewardModelScorer, resolve_reward
+from rlhf.runs import RunRecord, RunSettings
+
+SYNTHETIC = "synthetic"
+POLICY_BACKBONE = "policy"
+
+
+@dataclass
+class RewardModelConfig(RunSettings):
+    """Preferences (synthetic or a file/dataset), the reward model to train on them, and where it goes."""
+
+    # The policy samples the synthetic replies and, by default, gives the reward model its backbone.
+    policy: str = DEFAULT_POLICY  # "default" (built from policy_config) or a causal-LM name/folder
+    policy_config: str = "configs/policy/default.yaml"
+    base_model: str = POLICY_BACKBONE  # "policy", or any model name/folder to start the reward model from
+    tokenizer: str | None = None  # None: the base model's own tokenizer
+    # Preferences: "synthetic" (the gold labeller) or a JSONL/CSV/Parquet file or a dataset name/folder.
+    preferences: str = SYNTHETIC
+    dataset_split: str = "train"
+    max_rows: int | None = None  # read at most this many rows of a file or dataset
+    heldout_fraction: float = 0.2
+    preferences_dir: str = "artifacts/preferences"
+    # Synthetic labeller (preferences: synthetic); the gold scorer also grades the held-out replies.
+    gold: str = "default"
+    num_contexts: int = 800
+    samples_per_context: int = 4
+    include_continuation: bool = True
+    corpus_replies: int = 4
+    margin: float = 0.3
+    pairs_per_context: int = 4
+    max_new_tokens: int = 24
+    temperature: float = 1.0
+    # Training
+    epochs: float = 2.0
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    max_length: int = 64
+    output_dir: str = "artifacts/reward_model"
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class RewardModelReport:
+    """Where the reward model is and how well it ranks held-out preferences."""
+
+    path: str
+    pairwise_accuracy: float
+    spearman: float
+    train_pairs: int
+    heldout_pairs: int
+    heldout_replies: int
+    stats: dict[str, Any]
+    preferences: str
+    seconds: float
+    reused: bool
+
+
+# Fields that do not change the trained model: a reward model trained under other values is reused.
+_RUN_FIELDS = {f.name for f in dataclasses.fields(RunSettings)} | {"device"}
+
+
+def _identity(config: RewardModelConfig) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in _RUN_FIELDS}
+
+
+def resolve_policy(config: RewardModelConfig) -> str:
+    """Folder or name of the policy: the offline default is built (or reused) from ``policy_config``."""
+    if config.policy != DEFAULT_POLICY:
+        return config.policy
+    policy_config = load_config(PolicyConfig, config.policy_config) if config.policy_config else PolicyConfig()
+    return ensure_policy(policy_config).path
+
+
+def label_preferences(config: RewardModelConfig, policy: str | None = None) -> Path:
+    """The synthetic preference file for ``config`` (labelled now, or reused from ``preferences_dir``)."""
+    return label_synthetic_preferences(
+        policy or resolve_policy(config),
+        config.preferences_dir,
+        gold=config.gold,
+        num_contexts=config.num_contexts,
+        samples_per_context=config.samples_per_context,
+        include_continuation=config.include_continuation,
+        corpus_replies=config.corpus_replies,
+        margin=config.margin,
+        pairs_per_context=config.pairs_per_context,
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        seed=config.seed,
+        device=config.device,
+    )
+
+
+def load_preference_split(config: RewardModelConfig, policy: str | None = None):
+    """(train, held-out, stats, source) for ``config``: labelled synthetically or read from the source."""
+    if config.preferences == SYNTHETIC:
+        source = label_preferences(config, policy)
+        records, stats = read_preferences(source)
+    else:
+        source = config.preferences
+        records, stats = read_preferences(source, split=config.dataset_split, limit=config.max_rows)
+    if len(records) < 2:
+        raise ValueError(f"{stats}: need at least 2 preference pairs to train and evaluate a reward model")
+    train, heldout = split_preferences(records, config.heldout_fraction, config.seed)
+    return train, heldout, stats, str(source)
+
+
+def check_tokenizer_fits(model, tokenizer, model_name: str, tokenizer_name: str) -> None:
+    """Refuse a tokenizer whose ids run past the model's embedding table, naming both."""
+    embeddings = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > embeddings:
+        raise ValueError(
+            f"tokenizer {tokenizer_name!r} has {len(tokenizer)} tokens but model {model_name!r} embeds only "
+            f"{embeddings}: use the model's own tokenizer (tokenizer: null) or a model built for this tokenizer"
+        )
+
+
+def model_max_length(model, max_length: int) -> int:
+    """``max_length`` capped at the model's positions, so a long exchange is truncated, not an index error."""
+    positions = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    return min(max_length, positions) if positions else max_length
+
+
+def tokenize_pairs(records: Sequence[dict[str, Any]], tokenizer, max_length: int):
+    """A ``datasets.Dataset`` of ``chosen_ids``/``rejected_ids``: each side is ``render_exchange(context, reply)``
+    tokenized as :class:`RewardModelScorer` does (same call, truncated from the left)."""
+    from datasets import Dataset
+
+    tokenizer.truncation_side = "left"
+
+    def ids(key: str) -> list[list[int]]:
+        texts = [render_exchange(r["context"], r[key]) for r in records]
+        return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+
+    return Dataset.from_dict({"chosen_ids": ids("chosen"), "rejected_ids": ids("rejected")})
+
+
+def pairwise_accuracy(reward: RewardFunction, records: Sequence[dict[str, Any]]) -> float:
+    """Share of pairs whose chosen reply the reward scores above the rejected one (ties count half)."""
+    contexts = [r["context"] for r in records]
+    chosen = reward(contexts, [r["chosen"] for r in records])
+    rejected = reward(contexts, [r["rejected"] for r in records])
+    return float(np.mean((chosen > rejected) + 0.5 * (chosen == rejected)))
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (average ranks for ties); 0 when either side is constant."""
+    import pandas as pd
+
+    ra, rb = pd.Series(a, dtype=float).rank().to_numpy(), pd.Series(b, dtype=float).rank().to_numpy()
+    if len(ra) < 2 or ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def heldout_replies(records: Sequence[dict[str, Any]]) -> tuple[list[list[str]], list[str]]:
+    """Distinct (context, reply) pairs among the held-out records' chosen and rejected replies."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for r in records:
+        for key in ("chosen", "rejected"):
+            seen.setdefault((r["prompt"], r[key]), r["context"])
+    return list(seen.values()), [reply for _, reply in seen]
+
+
+def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
+    """Label or read preferences, train the reward model with TRL's ``RewardTrainer``, save it with its
+    tokenizer to ``config.output_dir`` and evaluate it there; reused when that folder holds a reward model
+    trained under the same settings."""
+    output = Path(config.output_dir)
+    eval_file = output / "eval.json"
+    if eval_file.is_file() and (output / "reward_config.json").is_file():
+        if json.loads((output / "reward_config.json").read_text()) == _identity(config):
+            report = RewardModelReport(**json.loads(eval_file.read_text()))
+            report.path, report.reused = str(output), True
+            print(f"reusing reward model {output}")
+            return report
+        print(f"{output} holds a reward model trained under other settings: training afresh")
+
+    started = time.time()
+    needs_policy = config.preferences == SYNTHETIC or config.base_model == POLICY_BACKBONE
+    policy = resolve_policy(config) if needs_policy else None
+    train, heldout, stats, source = load_preference_split(config, policy)
+    print(f"{stats}; {len(train)} train / {len(heldout)} held-out pairs")
+    base = policy if config.base_model == POLICY_BACKBONE else config.base_model
+    model, tokenizer = load_reward_base(base, config.tokenizer, config.seed)
+
+    record = RunRecord.start(
+        algo="reward_model",
+        env_id=f"preferences:{config.preferences}",
+        config=dataclasses.asdict(config),
+        project=config.project,
+        group=config.group,
+        name=_free_run_name(config),
+        runs_dir=config.runs_dir,
+        wandb_mode=config.wandb_mode,
+    )
+    model, tokenizer, steps = _fit(config, model, tokenizer, train)
+    _save_atomically(model, tokenizer, output)
+
+    device = str(resolve_device(config.device))
+    scorer = RewardModelScorer(output, device=device, max_length=model_max_length(model, config.max_length))
+    accuracy = pairwise_accuracy(scorer, heldout)
+    contexts, replies = heldout_replies(heldout)
+    gold = resolve_reward(config.gold)
+    rank_correlation = spearman(scorer(contexts, replies), gold(contexts, replies))
+    report = RewardModelReport(
+        path=str(output),
+        pairwise_accuracy=round(accuracy, 4),
+        spearman=round(rank_correlation, 4),
+        train_pairs=len(train),
+        heldout_pairs=len(heldout),
+        heldout_replies=len(replies),
+        stats=dataclasses.asdict(stats),
+        preferences=source,
+        seconds=round(time.time() - started, 1),
+        reused=False,
+    )
+    eval_file.write_text(json.dumps(dataclasses.asdict(report), indent=2))
+    (output / "reward_config.json").write_text(json.dumps(_identity(config), indent=2))
+    metrics = {
+        "eval/pairwise_accuracy": accuracy,
+        "eval/spearman": rank_correlation,
+        "eval/heldout_pairs": len(heldout),
+    }
+    record.log(metrics, step=steps)
+    record.log_samples(_sample_rows(scorer, heldout[:16]), step=steps)
+    record.finish(dataclasses.asdict(report))
+    return report
+
+
+def load_reward_base(base: str, tokenizer_name: str | None = None, seed: int = 0):
+    """(model, tokenizer): ``base`` with a fresh one-output score head, and its tokenizer (or ``tokenizer_name``),
+    padding set up for sequence classification. Refuses a tokenizer larger than the model's embeddings."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(seed)  # the score head is initialised at random
+    tokenizer_name = tokenizer_name or base
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name)
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    except OSError as exc:
+        raise ValueError(f"cannot load reward-model base {base!r} / tokenizer {tokenizer_name!r}: {exc}") from exc
+    check_tokenizer_fits(model, tokenizer, base, tokenizer_name)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
+    return model, tokenizer
+
+
+def _fit(config: RewardModelConfig, model, tokenizer, train: Sequence[dict[str, Any]]):
+    """Train the reward model on ``train`` with TRL's ``RewardTrainer``; returns (model, tokenizer, steps)."""
+    import torch
+    from trl import RewardConfig, RewardTrainer
+
+    max_length = model_max_length(model, config.max_length)
+    tokenizer.model_max_length = max_length  # saved with the tokenizer: the length the model was trained on
+    dataset = tokenize_pairs(train, tokenizer, max_length)
+
+    device = resolve_device(config.device)
+    args = RewardConfig(
+        output_dir=str(Path(config.output_dir).with_name(Path(config.output_dir).name + ".trainer")),
+        num_train_epochs=config.epochs,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.batch_size,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,  # a fraction of the steps
+        max_length=None,  # tokenize_pairs truncated already; the trainer would drop long pairs instead
+        logging_steps=10,
+        save_strategy="no",
+        report_to=["wandb"] if config.wandb_mode != "disabled" else "none",
+        run_name=config.run_name,
+        seed=config.seed,
+        use_cpu=device.type == "cpu",
+        bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),
+    )
+    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer.train()
+    shutil.rmtree(args.output_dir, ignore_errors=True)
+    return trainer.model, tokenizer, trainer.state.global_step
+
+
+def _sample_rows(scorer: RewardFunction, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not records:
+        return []
+    contexts = [r["context"] for r in records]
+    chosen = scorer(contexts, [r["chosen"] for r in records])
+    rejected = scorer(contexts, [r["rejected"] for r in records])
+    return [
+        {"context": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"], "rm_chosen": c, "rm_rejected": j}
+        for r, c, j in zip(records, chosen.tolist(), rejected.tolist(), strict=True)
+    ]
+
+
+def _free_run_name(config: RewardModelConfig) -> str:
+    """The run name, numbered (``reward_model-2``…) when unset and a record of that name exists."""
+    if config.run_name:
+        return config.run_name
+    name, n = "reward_model", 1
+    while (Path(config.runs_dir) / config.group / name / "run.json").exists():
+        n += 1
+        name = f"reward_model-{n}"
+    return name
+
+
+def _save_atomically(model, tokenizer, target: Path) -> None:
+    # Written beside the target and renamed: an interrupted run never leaves a half reward model behind.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

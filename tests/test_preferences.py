@@ -1,0 +1,150 @@
+import io
+import json
+
+import pytest
+
+from rlhf.chat import render_exchange
+from rlhf.labeller import disjoint_pairs, label_by_hand, label_synthetic_preferences
+from rlhf.preferences import (
+    EMPTY_REPLY,
+    IDENTICAL,
+    PreferenceDataError,
+    context_of_prompt,
+    read_preferences,
+    split_preferences,
+    write_preferences,
+)
+
+HH_ROW = {
+    "chosen": "\n\nHuman: What is AI?\n\nAssistant: A science.\n\nHuman: Is it fun?\n\nAssistant: Yes, a lot of fun!",
+    "rejected": "\n\nHuman: What is AI?\n\nAssistant: A science.\n\nHuman: Is it fun?\n\nAssistant: No.",
+}
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_explicit_prompt_rows_become_our_chat_format(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Hello there", "chosen": "Hi!", "rejected": "Go away."}])
+    (record,), stats = read_preferences(path)
+    assert record["prompt"] == "User: Hello there\nBot:" and record["context"] == ["Hello there"]
+    assert record["prompt"] + f" {record['chosen']}\n" == render_exchange(record["context"], record["chosen"])
+    assert (stats.read, stats.kept, stats.dropped) == (1, 1, {})
+
+
+def test_rendered_prompts_parse_back_into_turns():
+    assert context_of_prompt("User: a\nBot: b\nUser: c\nBot:") == ["a", "b", "c"]
+    assert context_of_prompt("just a question") == ["just a question"]
+
+
+def test_hh_rlhf_transcripts_are_converted(tmp_path):
+    path = write_jsonl(tmp_path / "hh.jsonl", [HH_ROW])
+    (record,), _ = read_preferences(path)
+    assert record["context"] == ["What is AI?", "A science.", "Is it fun?"]
+    assert (record["chosen"], record["rejected"]) == ("Yes, a lot of fun!", "No.")
+
+
+def test_csv_and_parquet_read_like_jsonl(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        {"prompt": "Hi", "chosen": "Hello!", "rejected": "no"},
+        {"prompt": "Yo", "chosen": "Hey", "rejected": "Hey"},
+    ]
+    (tmp_path / "p.csv").write_text("prompt,chosen,rejected\nHi,Hello!,no\nYo,Hey,Hey\n")
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet")
+    for name in ("p.csv", "p.parquet"):
+        records, stats = read_preferences(tmp_path / name)
+        assert [r["chosen"] for r in records] == ["Hello!"] and stats.dropped == {IDENTICAL: 1}
+
+
+def test_a_local_dataset_folder_loads_through_datasets(tmp_path):
+    folder = tmp_path / "hh"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [HH_ROW] * 3)
+    records, stats = read_preferences(str(folder), split="train")
+    assert len(records) == 3 and stats.kept == 3
+
+
+def test_malformed_jsonl_line_names_file_and_line(tmp_path):
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "a", "chosen": "b", "rejected": "c"}, "{not json"])
+    with pytest.raises(PreferenceDataError, match=r"bad\.jsonl:2: not valid JSON"):
+        read_preferences(path)
+
+
+def test_row_missing_chosen_names_line_and_column(tmp_path):
+    path = write_jsonl(
+        tmp_path / "p.jsonl", [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"prompt": "a", "rejected": "c"}]
+    )
+    with pytest.raises(PreferenceDataError, match=r"p\.jsonl:2: missing column 'chosen' \(found: prompt, rejected\)"):
+        read_preferences(path)
+
+
+def test_non_text_value_names_line_and_column(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "chosen": 3, "rejected": "c"}])
+    with pytest.raises(PreferenceDataError, match=r"p\.jsonl:1: column 'chosen' must be text, got int"):
+        read_preferences(path)
+
+
+def test_empty_and_identical_pairs_are_dropped_and_counted(tmp_path):
+    rows = [
+        {"prompt": "a", "chosen": "good", "rejected": "bad"},
+        {"prompt": "a", "chosen": "  ", "rejected": "bad"},
+        {"prompt": "a", "chosen": None, "rejected": "bad"},
+        {"prompt": "a", "chosen": "same  reply", "rejected": "same reply"},
+    ]
+    records, stats = read_preferences(write_jsonl(tmp_path / "p.jsonl", rows))
+    assert len(records) == 1 and (stats.read, stats.kept) == (4, 1)
+    assert stats.dropped == {EMPTY_REPLY: 2, IDENTICAL: 1}
+    assert "read 4 rows, kept 1, dropped 3" in str(stats)
+
+
+def test_table_without_expected_columns_names_missing_and_found(tmp_path):
+    (tmp_path / "p.csv").write_text("question,good,bad\nHi,Hello,no\n")
+    with pytest.raises(PreferenceDataError, match=r"missing column\(s\) 'chosen', 'rejected'.*found columns: question"):
+        read_preferences(tmp_path / "p.csv")
+
+
+def test_split_is_seeded_and_keeps_a_prompt_on_one_side():
+    records = [{"prompt": f"p{i % 10}", "chosen": "a", "rejected": "b"} for i in range(50)]
+    train, heldout = split_preferences(records, 0.2, seed=1)
+    assert len(train) + len(heldout) == 50 and 5 <= len(heldout) <= 15
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in heldout}
+    assert split_preferences(records, 0.2, seed=1) == (train, heldout)
+
+
+def test_disjoint_pairs_use_each_reply_once():
+    import random
+
+    pairs = [(("a", 1.0), ("b", 0.0)), (("a", 1.0), ("c", 0.0)), (("d", 0.9), ("c", 0.0))]
+    picked = disjoint_pairs(pairs, 5, random.Random(0))
+    replies = [r for a, b in picked for r, _ in (a, b)]
+    assert len(replies) == len(set(replies)) == 4
+
+
+def test_synthetic_labeller_respects_the_margin_and_reuses_its_file(tiny_policy, tmp_path, capsys):
+    kwargs = dict(gold="sentiment", num_contexts=12, samples_per_context=2, corpus_replies=3, margin=0.5, device="cpu")
+    path = label_synthetic_preferences(tiny_policy.path, tmp_path, **kwargs)
+    records, stats = read_preferences(path)
+    assert records and stats.dropped == {}
+    assert all(r["chosen_score"] - r["rejected_score"] >= 0.5 for r in records)
+    assert label_synthetic_preferences(tiny_policy.path, tmp_path, **kwargs) == path
+    assert "reusing synthetic preferences" in capsys.readouterr().out
+
+
+def test_human_labelling_appends_each_answer_and_resumes(tmp_path):
+    items = [(["Hi"], "Hello!", "Go away."), (["How are you?"], "Fine.", "Bad."), (["Bye"], "See you", "whatever")]
+    out = tmp_path / "human.jsonl"
+    stats = label_by_hand(items, out, io.StringIO("x\na\ns\nq\n"), io.StringIO())
+    assert (stats.shown, stats.labelled, stats.skipped, stats.quit) == (3, 1, 1, True)
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (row["chosen"], row["rejected"], row["labeller"]) == ("Hello!", "Go away.", "human")  # "x" was re-asked
+    stats = label_by_hand(items, out, io.StringIO("a\n"), io.StringIO())  # end of input after one answer = quit
+    assert (stats.shown, stats.labelled) == (2, 1)
+    records, _ = read_preferences(out)
+    assert [r["chosen"] for r in records] == ["Hello!", "Fine."]
+    write_preferences(records, out)  # what the tool writes is what the readers read
+    assert read_preferences(out)[0] == records
