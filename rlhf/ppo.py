@@ -11,7 +11,7 @@ the toolkit's pieces into it:
   its ``contexts`` are the prompts; its batched reward reaches TRL through
   :class:`rlhf.reward_adapter.EnvRewardModel`, or, for a reward model with the policy's vocabulary,
   as that model itself;
-* every ``eval_steps`` updates, greedy replies to the held-out contexts are scored by the shared
+* every ``eval_steps`` updates, sampled replies to the held-out contexts are scored by the shared
   evaluation (:mod:`rlhf.evaluation`) plus ``eval/kl``; TRL's own ``objective/*`` metrics are forwarded,
   all into the run record (:mod:`rlhf.runs`) with ``samples`` (replies scored so far) beside the step;
 * a checkpoint (policy, value, optimizer and scheduler state, step) every ``save_steps`` updates and at
@@ -98,6 +98,7 @@ class PPORunConfig(RunSettings):
     # Evaluation, checkpoints, resume.
     eval_steps: int = 10
     eval_contexts: int = 64
+    eval_samples: int = 2  # sampled replies per held-out context
     num_sample_rows: int = 8
     save_steps: int = 10
     save_total_limit: int = 2
@@ -339,18 +340,33 @@ class _Run:
     after: dict[str, float] = field(default_factory=dict)
 
     def evaluate(self, step: int, samples: int) -> dict[str, float]:
-        """Greedy replies to the held-out contexts, scored and logged with a table of sample replies."""
+        """Sampled replies to the held-out contexts, scored and logged with a table of sample replies.
+
+        Replies are sampled at the training temperature with a fixed seed, ``eval_samples`` per context:
+        PPO optimises the sampling policy, and a small policy's greedy reply is often one sentence for
+        every context, which hides what training changed. The seed is forked, so training's RNG is untouched.
+        """
         was_training = self.policy.training
-        greedy = generate_replies(
-            self.policy, self.tokenizer, self.eval_contexts, temperature=0, max_new_tokens=self.config.response_length
-        )
-        replies = [r[0] for r in greedy]
+        contexts = [c for c in self.eval_contexts for _ in range(self.config.eval_samples)]
+        with torch.random.fork_rng(devices=[self.policy.device] if self.policy.device.type == "cuda" else []):
+            sampled = generate_replies(
+                self.policy,
+                self.tokenizer,
+                self.eval_contexts,
+                num_samples=self.config.eval_samples,
+                temperature=self.config.temperature,
+                max_new_tokens=self.config.response_length,
+                seed=self.config.seed,
+            )
+        replies = [r for rs in sampled for r in rs]
         env = self.env.unwrapped
-        metrics, rows = evaluate_replies(self.eval_contexts, replies, env.reward_fn, getattr(env, "gold_fn", None))
-        metrics[KL] = sequence_kl(self.policy, self.ref, self.tokenizer, self.eval_contexts, replies)
+        metrics, rows = evaluate_replies(contexts, replies, env.reward_fn, getattr(env, "gold_fn", None))
+        metrics[KL] = sequence_kl(self.policy, self.ref, self.tokenizer, contexts, replies)
         self.policy.train(was_training)
         self.record.log({**metrics, SAMPLES: samples}, step=step)
-        self.record.log_samples(rows[: self.config.num_sample_rows], step=step, key="eval/samples")
+        self.record.log_samples(
+            rows[:: self.config.eval_samples][: self.config.num_sample_rows], step=step, key="eval/samples"
+        )
         shown = ", ".join(f"{k.removeprefix('eval/')} {v:.3f}" for k, v in metrics.items())
         print(f"[ppo] step {step} ({samples} samples): {shown}")
         return metrics
