@@ -9,7 +9,6 @@ callbacks run PPO's held-out evaluation and log training statistics to the run r
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -128,17 +127,7 @@ def train_dqn(config: DQNRunConfig) -> BaselineResult:
     pairs = env.unwrapped.prefill_scores()
     evaluate = HeldOutEvaluation(heldout_env, config)
 
-    record = RunRecord.start(
-        algo="dqn",
-        env_id=SELECT_ENV_ID,
-        config=dataclasses.asdict(config),
-        project=config.project,
-        group=config.group,
-        name=config.run_name,
-        runs_dir=config.runs_dir,
-        wandb_mode=config.wandb_mode,
-        tags=("baseline",),
-    )
+    record = RunRecord.for_config(config, algo="dqn", env_id=SELECT_ENV_ID, tags=("baseline",))
     print(f"dqn: {pairs} (context, candidate) pairs scored, {config.total_timesteps} steps")
     model = DQN(
         "MlpPolicy",

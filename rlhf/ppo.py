@@ -497,18 +497,7 @@ def train_ppo(config: PPORunConfig) -> PPOResult:
             env_kwargs.get("prompts"), config.eval_contexts, env_kwargs["heldout_fraction"], env_kwargs["seed"]
         )
     ]
-    record = RunRecord.start(
-        algo=ALGO,
-        env_id=config.env_id,
-        config=dataclasses.asdict(config),
-        project=config.project,
-        group=config.group,
-        name=config.run_name,
-        runs_dir=config.runs_dir,
-        wandb_mode=config.wandb_mode,
-        tags=config.tags,
-        resume=config.resume,
-    )
+    record = RunRecord.for_config(config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume)
     run = _Run(config, record, policy, ref, value, tokenizer, optimizer, scheduler, env, eval_contexts, total_updates)
     newline = _newline_id(tokenizer) if config.stop_at_newline else None
     args = PPOConfig(

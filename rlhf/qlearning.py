@@ -14,7 +14,6 @@ result; ``eval_train/*`` scores the greedy policy on its own training contexts t
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,17 +140,7 @@ def train_q_learning(config: QLearningConfig) -> BaselineResult:
     visits = np.zeros_like(q, dtype=np.int64)
     rng = np.random.default_rng(config.seed + 1)
 
-    record = RunRecord.start(
-        algo="qlearning",
-        env_id=SELECT_INDEX_ENV_ID,
-        config=dataclasses.asdict(config),
-        project=config.project,
-        group=config.group,
-        name=config.run_name,
-        runs_dir=config.runs_dir,
-        wandb_mode=config.wandb_mode,
-        tags=("baseline",),
-    )
+    record = RunRecord.for_config(config, algo="qlearning", env_id=SELECT_INDEX_ENV_ID, tags=("baseline",))
     print(f"qlearning: {len(select.contexts)} states x {select.num_candidates} candidates, {config.total_steps} steps")
     latest: dict[str, float] = {}
 

@@ -217,15 +217,8 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     base = policy if config.base_model == POLICY_BACKBONE else config.base_model
     model, tokenizer = load_reward_base(base, config.tokenizer, config.seed)
 
-    record = RunRecord.start(
-        algo="reward_model",
-        env_id=f"preferences:{config.preferences}",
-        config=dataclasses.asdict(config),
-        project=config.project,
-        group=config.group,
-        name=_free_run_name(config),
-        runs_dir=config.runs_dir,
-        wandb_mode=config.wandb_mode,
+    record = RunRecord.for_config(
+        config, algo="reward_model", env_id=f"preferences:{config.preferences}", name=_free_run_name(config)
     )
     model, tokenizer, steps = _fit(config, model, tokenizer, train)
     _save_atomically(model, tokenizer, output)

@@ -15,6 +15,7 @@ Runs of one experiment share a ``group`` so PPO and the baselines sit side by si
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -111,6 +112,31 @@ class RunRecord:
         record = cls(folder, info, wandb_run)
         record._write_info()
         return record
+
+    @classmethod
+    def for_config(
+        cls,
+        config: RunSettings,
+        *,
+        algo: str,
+        env_id: str,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        resume: bool = False,
+    ) -> RunRecord:
+        """:meth:`start` a run of a trainer config (a :class:`RunSettings` dataclass), logging all its fields."""
+        return cls.start(
+            algo=algo,
+            env_id=env_id,
+            config=dataclasses.asdict(config),
+            project=config.project,
+            group=config.group,
+            name=name or config.run_name,
+            runs_dir=config.runs_dir,
+            wandb_mode=config.wandb_mode,
+            tags=tags,
+            resume=resume,
+        )
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Append ``metrics`` at ``step`` to metrics.jsonl and to wandb."""
