@@ -1,15 +1,26 @@
 """The main job, ``rlhf-gym``: the whole chain on the offline default, each stage reused when done.
 
-For now the chain is its first stage: build (or reuse) the default policy and show sample dialogues.
+policy → synthetic preferences → reward model → PPO → tabular Q-learning → DQN → comparison report.
+
+Every stage is an ordinary library call that skips itself when its output exists (the policy cache,
+the labelled preference file, the reward-model folder, each finished run record), so re-running the job
+after an interruption redoes only what is missing, and any stage runs alone through its own script.
+The runs share one wandb project and ``group``; the report compares that group. All outputs go under
+``artifacts_dir`` (policy cache, preferences, reward model) and ``runs_dir`` (run records, report).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from rlhf.config import parse_script_args
+from rlhf.config import ConfigError, load_config, parse_script_args
 from rlhf.corpus import corpus_contexts
-from rlhf.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, generate_replies, load_policy
+from rlhf.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, generate_replies, load_policy, policy_path
 
 
 def policy_stage(config: PolicyConfig) -> str:
@@ -33,9 +44,177 @@ def policy_stage(config: PolicyConfig) -> str:
     return path
 
 
+STAGES = ("policy", "preferences", "reward_model", "ppo", "qlearning", "dqn", "report")
+
+
+@dataclass
+class PipelineConfig:
+    """The one-command job (``configs/pipeline/default.yaml``): where things go and which config each stage uses."""
+
+    project: str = "rlhf-gym"
+    group: str = "default"  # the wandb group and <runs_dir>/<group>: the runs the report compares
+    wandb_mode: str = "offline"
+    runs_dir: str = "artifacts/runs"
+    artifacts_dir: str = "artifacts"  # policy cache, preferences and reward model go under it
+    policy_config: str = "configs/policy/default.yaml"
+    reward_config: str = "configs/reward/default.yaml"
+    ppo_config: str = "configs/ppo/default.yaml"
+    qlearning_config: str = "configs/qlearning/default.yaml"
+    dqn_config: str = "configs/dqn/default.yaml"
+    stages: list[str] = field(default_factory=lambda: list(STAGES))  # run these, in the chain's order
+    report_source: str = "auto"  # "local", "wandb" or "auto" (see rlhf.report.load_runs)
+
+
+def _stage_config(cls: type, path: str, **overrides: Any):
+    """``cls`` from the YAML at ``path`` (its defaults when there is no such file), with ``overrides`` applied."""
+    if Path(path).is_file():
+        config = load_config(cls, path)
+    else:
+        print(f"  no config file {path}: using {cls.__name__}'s defaults")
+        config = cls()
+    known = {f.name for f in dataclasses.fields(cls)}
+    return dataclasses.replace(config, **{k: v for k, v in overrides.items() if k in known})
+
+
+class _Progress:
+    """One line per stage as it starts and ends, with its time; a summary table at the end (rich)."""
+
+    def __init__(self, stages: Sequence[str]) -> None:
+        from rich.console import Console
+
+        self.console = Console()
+        self.stages = list(stages)
+        self.times: list[tuple[str, float, str]] = []
+
+    def run(self, name: str, fn: Callable[[], tuple[Any, str]]) -> Any:
+        number = f"[{STAGES.index(name) + 1}/{len(STAGES)}]"
+        if name not in self.stages:
+            self.console.print(f"[dim]{number} {name}: not in stages, skipped[/dim]")
+            return None
+        self.console.rule(f"{number} {name}")
+        started = time.time()
+        result, note = fn()
+        seconds = time.time() - started
+        self.times.append((name, seconds, note))
+        self.console.print(f"[green]✓[/green] {name} in {seconds:.1f}s — {note}")
+        return result
+
+    def summary(self) -> None:
+        from rich.table import Table
+
+        table = Table(title="rlhf-gym pipeline")
+        for column in ("stage", "seconds", "result"):
+            table.add_column(column)
+        for name, seconds, note in self.times:
+            table.add_row(name, f"{seconds:.1f}", note)
+        table.add_row("total", f"{sum(t for _, t, _ in self.times):.1f}", "")
+        self.console.print(table)
+
+
+def run_pipeline(config: PipelineConfig) -> Path | None:
+    """Run the chain's ``config.stages`` in order; return the report's path (``None`` without a report stage)."""
+    unknown = [s for s in config.stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"stages: unknown stage(s) {unknown}; known, in order: {list(STAGES)}")
+    from rlhf.reward_model import RewardModelConfig
+
+    artifacts = Path(config.artifacts_dir)
+    runs = dict(project=config.project, group=config.group, runs_dir=config.runs_dir, wandb_mode=config.wandb_mode)
+    progress = _Progress(config.stages)
+    policy_config = _stage_config(PolicyConfig, config.policy_config, cache_dir=str(artifacts / "cache"))
+    # The reward model is pointed at the policy folder itself, so it never builds a policy of its own.
+    reward_config = _stage_config(
+        RewardModelConfig,
+        config.reward_config,
+        preferences_dir=str(artifacts / "preferences"),
+        output_dir=str(artifacts / "reward_model"),
+        **runs,
+    )
+
+    def policy() -> tuple[str, str]:
+        path = policy_stage(policy_config)
+        return path, path
+
+    # Later stages need the policy's folder even when its stage is not run: the cache lookup is cheap.
+    policy_dir = progress.run("policy", policy) or policy_path(policy_config)
+    reward_config = dataclasses.replace(reward_config, policy=policy_dir)
+
+    def preferences() -> tuple[Path | None, str]:
+        from rlhf.reward_model import SYNTHETIC, label_preferences
+
+        if reward_config.preferences != SYNTHETIC:
+            return None, f"preferences from {reward_config.preferences}: nothing to label"
+        path = label_preferences(reward_config, policy_dir)  # the very file the reward_model stage reads
+        return path, str(path)
+
+    def reward_model() -> tuple[str, str]:
+        from rlhf.reward_model import train_reward_model
+
+        report = train_reward_model(reward_config)
+        state = "reused" if report.reused else "trained"
+        return report.path, f"{state} {report.path} (held-out pairwise accuracy {report.pairwise_accuracy:.3f})"
+
+    progress.run("preferences", preferences)
+    reward_dir = progress.run("reward_model", reward_model) or reward_config.output_dir
+    if not (Path(reward_dir) / "config.json").is_file() and any(s in config.stages for s in STAGES[3:6]):
+        raise FileNotFoundError(f"no reward model at {reward_dir}: run the reward_model stage first")
+
+    def ppo() -> tuple[str, str]:
+        from rlhf.ppo import PPORunConfig, train_ppo
+
+        ppo_config = _stage_config(PPORunConfig, config.ppo_config, policy=policy_dir, **runs)
+        ppo_config.env_kwargs = {**ppo_config.env_kwargs, "reward_model": reward_dir}
+        result = train_ppo(ppo_config)
+        return result.run_dir, _run_note(result.run_dir, result.skipped)
+
+    def qlearning() -> tuple[str, str]:
+        from rlhf.qlearning import QLearningConfig, train_q_learning
+
+        result = train_q_learning(
+            _stage_config(QLearningConfig, config.qlearning_config, reward_model=reward_dir, **runs)
+        )
+        return result.run_dir, _run_note(result.run_dir, result.skipped)
+
+    def dqn() -> tuple[str, str]:
+        from rlhf.dqn import DQNRunConfig, train_dqn
+
+        result = train_dqn(_stage_config(DQNRunConfig, config.dqn_config, reward_model=reward_dir, **runs))
+        return result.run_dir, _run_note(result.run_dir, result.skipped)
+
+    def report() -> tuple[Path, str]:
+        from rlhf.report import build_report
+
+        path = build_report(config.group, runs_dir=config.runs_dir, source=config.report_source, project=config.project)
+        return path, str(path)
+
+    progress.run("ppo", ppo)
+    progress.run("qlearning", qlearning)
+    progress.run("dqn", dqn)
+    path = progress.run("report", report)
+    progress.summary()
+    if path is not None:
+        progress.console.print(f"\n[bold]report:[/bold] {path}")
+    return path
+
+
+def _run_note(run_dir: str, skipped: bool) -> str:
+    from rlhf.evaluation import ENV_REWARD, GOLD_REWARD
+    from rlhf.report import local_run
+
+    run = local_run(run_dir)
+    env, gold = run.final(ENV_REWARD), run.final(GOLD_REWARD)
+    numbers = f"held-out env reward {env:.3f}, gold {gold:.3f}" if env is not None and gold is not None else ""
+    return f"{'reused' if skipped else 'trained'} {run_dir} {numbers}".strip()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``rlhf-gym``."""
-    policy_stage(parse_script_args(PolicyConfig, argv))
+    """Entry point of ``rlhf-gym``: ``rlhf-gym [--config configs/pipeline/default.yaml] [--field value ...]``."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--config" not in args and Path("configs/pipeline/default.yaml").is_file():
+        args = ["--config", "configs/pipeline/default.yaml", *args]
+    run_pipeline(parse_script_args(PipelineConfig, args))
 
 
 if __name__ == "__main__":
