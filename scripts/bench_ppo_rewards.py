@@ -22,9 +22,8 @@ if __name__ == "__main__":
     policy, reward_model, runs_dir = (sys.argv[1:] + ["/tmp/bench_ppo_rewards"])[:3]
     base = load_config(PPORunConfig, "configs/ppo/default.yaml")
     for name, (overrides, learned) in VARIANTS.items():
-        config = dataclasses.replace(
-            base, policy=policy, runs_dir=runs_dir, group="ppo-rewards", run_name=name, wandb_mode="disabled", **overrides
-        )
+        run = dict(runs_dir=runs_dir, group="ppo-rewards", run_name=name, wandb_mode="disabled")
+        config = dataclasses.replace(base, policy=policy, **run, **overrides)
         config.env_kwargs = {**config.env_kwargs, **({"reward_model": reward_model} if learned else {})}
         result = train_ppo(config)
         for when, metrics in (("before", result.before), ("after", result.after)):
