@@ -373,8 +373,8 @@ print(obs.endswith("Bot:"), env.step("Hello there, friend")[1])
 
 
 def readme_example() -> str:
-    """The custom-env example of docs/environments.md (the README's), between its markers."""
-    text = (ROOT / "docs" / "environments.md").read_text()
+    """The README's custom-env example: the first python block after its marker."""
+    text = (ROOT / "README.md").read_text()
     start = text.index("<!-- custom-env-example -->")
     block = text[start:].split("```python\n", 1)[1].split("```", 1)[0]
     return textwrap.dedent(block)
