@@ -17,13 +17,15 @@ TINY_POLICY = dict(vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=1
 
 
 @pytest.fixture(scope="session")
-def tiny_policy_config(request) -> PolicyConfig:
+def tiny_policy_config(request, tmp_path_factory) -> PolicyConfig:
     """Config of the tiny offline policy (under a minute to build on 2 cores).
 
     Its cache lives in pytest's cache folder, so later test sessions reuse it; the cache key holds the
     config, the corpus and the recipe version, so a changed recipe still rebuilds.
     """
-    return PolicyConfig(cache_dir=str(request.config.cache.mkdir("rlhf-gym-cache")), device="cpu", **TINY_POLICY)
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    folder = cache.mkdir("rlhf-gym-cache") if cache is not None else tmp_path_factory.mktemp("cache")
+    return PolicyConfig(cache_dir=str(folder), device="cpu", **TINY_POLICY)
 
 
 @pytest.fixture(scope="session")
