@@ -14,7 +14,7 @@ import gymnasium
 
 from rlhf.evaluation import evaluate_replies, held_out_contexts
 from rlhf.rewards import RewardFunction, resolve_reward
-from rlhf.runs import RunSettings, read_run, run_folder
+from rlhf.runs import RunSettings, finished_run, run_folder
 
 SELECT_ENV_ID = "rlhf/DialogueSelect-v0"
 SELECT_INDEX_ENV_ID = "rlhf/DialogueSelectIndex-v0"
@@ -111,17 +111,10 @@ def finished_result(config: RunSettings, algo: str) -> BaselineResult | None:
     An unfinished record is an error rather than silently replaced: another process may be writing it.
     """
     folder = run_folder(config.runs_dir, config.group, config.run_name or algo)
-    if not (folder / "run.json").is_file():
+    run = finished_run(folder)
+    if run is None:
         return None
-    run = read_run(folder)
-    status = run["info"].get("status")
-    if status != "finished":
-        raise FileExistsError(
-            f"run record {folder} is unfinished (status {status!r}): another run may be writing it; "
-            "delete the folder to train again, or set run_name"
-        )
     summary = run["summary"]
-    print(f"{algo}: skipped, finished run record exists at {folder}")
     metrics = {k: v for k, v in summary.items() if isinstance(v, (int, float))}
     return BaselineResult(str(folder), metrics, float(summary.get("wall_time", 0.0)), skipped=True)
 

@@ -49,7 +49,7 @@ from rlhf.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
 from rlhf.policy import PolicyConfig, generate_replies, load_policy, policy_path, resolve_device
 from rlhf.reward_adapter import EnvRewardModel, batched_reward_of, encode_prompts
 from rlhf.rewards import RewardModelScorer
-from rlhf.runs import RunRecord, RunSettings, read_run, run_folder
+from rlhf.runs import RunRecord, RunSettings, finished_run, read_run, run_folder
 
 ALGO = "ppo"
 MODEL_DTYPES = ("auto", "float32", "bfloat16")
@@ -398,9 +398,7 @@ def _policy_config(config: PPORunConfig) -> PolicyConfig:
     return PolicyConfig(policy=config.policy, **{"device": config.device, **config.policy_kwargs})
 
 
-def _finished_result(run_dir: Path) -> PPOResult:
-    run = read_run(run_dir)
-    summary = run["summary"]
+def _finished_result(run_dir: Path, summary: dict[str, Any]) -> PPOResult:
     return PPOResult(
         run_dir=str(run_dir),
         before=summary.get("before", {}),
@@ -431,12 +429,9 @@ def train_ppo(config: PPORunConfig) -> PPOResult:
     started = time.time()
     _check(config)
     run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
-    if (run_dir / "run.json").is_file():
-        if read_run(run_dir)["info"].get("status") == "finished":
-            print(f"PPO run {run_dir} is finished: skipping it (delete the folder to train again)")
-            return _finished_result(run_dir)
-        if not config.resume:
-            raise FileExistsError(f"unfinished PPO run {run_dir}: pass --resume true to continue it, or delete it")
+    finished = finished_run(run_dir, resume=config.resume, resume_hint="pass --resume true to continue it")
+    if finished is not None:
+        return _finished_result(run_dir, finished["summary"])
     checkpoint = checkpoint_dirs(run_dir)[-1] if config.resume and checkpoint_dirs(run_dir) else None
     done = json.loads((checkpoint / "state.json").read_text()) if checkpoint else {"step": 0, "samples": 0}
     total_updates = math.ceil(config.total_episodes / config.batch_size)

@@ -233,6 +233,33 @@ def read_run(folder: str | os.PathLike) -> dict[str, Any]:
     }
 
 
+def finished_run(
+    folder: str | os.PathLike, *, resume: bool = False, resume_hint: str | None = None
+) -> dict[str, Any] | None:
+    """The finished run record at ``folder`` (as :func:`read_run` gives it), or ``None`` when there is none.
+
+    Trainers call this first, to skip a run that is done. An unfinished record is an error unless the
+    caller is resuming it (``None`` then): another process may be writing it, so it is never replaced.
+    ``resume_hint`` tells, in that error, how to resume with the calling trainer, where it can.
+    """
+    folder = Path(folder)
+    if not (folder / "run.json").is_file():
+        return None
+    run = read_run(folder)
+    status = run["info"].get("status")
+    if status == "finished":
+        algo = run["info"].get("algo", "run")
+        print(f"{algo}: skipped, finished run record exists at {folder} (delete it to train again)")
+        return run
+    if resume:
+        return None
+    resume = f"{resume_hint}, " if resume_hint else ""
+    raise FileExistsError(
+        f"run record {folder} is unfinished (status {status!r}): {resume}delete the folder to train again, "
+        "or set run_name"
+    )
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []

@@ -121,7 +121,7 @@ def test_interrupted_run_resumes_without_repeating_steps(tmp_path, tiny_policy_c
     capsys.readouterr()
     again = train_ppo(dataclasses.replace(config, resume=True))
     assert again.skipped and again.steps == 4
-    assert "is finished: skipping it" in capsys.readouterr().out
+    assert "ppo: skipped, finished run record exists" in capsys.readouterr().out
 
 
 @pytest.mark.slow

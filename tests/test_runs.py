@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rlhf.runs import RunRecord, read_run
+from rlhf.runs import RunRecord, finished_run, read_run
 
 
 def _start(tmp_path, **kw):
@@ -60,3 +60,13 @@ def test_offline_wandb_run_carries_group_and_tags(tmp_path, monkeypatch):
 def test_bad_wandb_mode_is_named(tmp_path):
     with pytest.raises(ValueError, match="wandb_mode"):
         _start(tmp_path, wandb_mode="cloud")
+
+
+def test_finished_run_skips_finished_refuses_unfinished_unless_resuming(tmp_path):
+    record = _start(tmp_path, wandb_mode="disabled")
+    with pytest.raises(FileExistsError, match="unfinished.*--resume true"):
+        finished_run(record.folder, resume_hint="pass --resume true")
+    assert finished_run(record.folder, resume=True) is None
+    assert finished_run(tmp_path / "exp" / "other") is None
+    record.finish({"eval/env_reward": 0.5})
+    assert finished_run(record.folder)["summary"] == {"eval/env_reward": 0.5}
