@@ -75,14 +75,19 @@ def corpus_fingerprint() -> str:
     return h.hexdigest()[:12]
 
 
-def split_dialogues(heldout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices of (train, held-out) dialogues: a seeded shuffle, the same on every machine."""
+def split_indices(n: int, heldout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of (train, held-out) items among ``n``: a seeded shuffle, the same on every machine."""
     if not 0.0 < heldout_fraction < 1.0:
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
-    indices = list(range(len(load_dialogues())))
+    indices = list(range(n))
     random.Random(seed).shuffle(indices)
-    n_heldout = max(1, round(len(indices) * heldout_fraction))
+    n_heldout = max(1, round(n * heldout_fraction))
     return sorted(indices[n_heldout:]), sorted(indices[:n_heldout])
+
+
+def split_dialogues(heldout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of (train, held-out) corpus dialogues (:func:`split_indices` over the corpus)."""
+    return split_indices(len(load_dialogues()), heldout_fraction, seed)
 
 
 def contexts_of(dialogue: tuple[str, ...], dialogue_id: str = "") -> list[DialogueContext]:

@@ -9,13 +9,12 @@ a Hugging Face dataset with a ``prompt`` column. Every source becomes a list of
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rlhf.chat import clean_turn
-from rlhf.corpus import DialogueContext, corpus_contexts
+from rlhf.corpus import DialogueContext, corpus_contexts, split_indices
 
 SPLITS = ("all", "train", "heldout")
 CORPUS = "corpus"
@@ -53,16 +52,6 @@ def load_prompts(
     if not contexts:
         raise ValueError(f"no prompts found in {_describe(source)}")
     return _split(contexts, split, heldout_fraction, seed, source)
-
-
-def split_indices(n: int, heldout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices of (train, held-out) prompts among ``n``: a seeded shuffle, the same on every machine."""
-    if not 0.0 < heldout_fraction < 1.0:
-        raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
-    indices = list(range(n))
-    random.Random(seed).shuffle(indices)
-    n_heldout = max(1, round(n * heldout_fraction))
-    return sorted(indices[n_heldout:]), sorted(indices[:n_heldout])
 
 
 def _split(contexts: list[DialogueContext], split: str, heldout_fraction: float, seed: int, source: Any):
