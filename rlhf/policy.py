@@ -246,7 +246,15 @@ def build_default_policy(config: PolicyConfig, target: Path) -> PolicyReport:
         train_seconds=round(time.time() - started, 1),
         reused=False,
     )
-    _save_atomically(model, tokenizer, config, report, target)
+    save_pretrained_atomically(
+        model,
+        tokenizer,
+        target,
+        {
+            "policy_config.json": json.dumps(dataclasses.asdict(config), indent=2),
+            "policy_report.json": json.dumps(dataclasses.asdict(report), indent=2),
+        },
+    )
     return report
 
 
@@ -258,15 +266,19 @@ class _no_autocast:
         return False
 
 
-def _save_atomically(model, tokenizer, config: PolicyConfig, report: PolicyReport, target: Path) -> None:
-    # Written beside the target and renamed, so an interrupted build never leaves a half cache behind.
+def save_pretrained_atomically(model, tokenizer, target: Path, extra_files: dict[str, str] | None = None) -> None:
+    """``save_pretrained`` model and tokenizer (and ``{name: text}`` files) to ``target``, all or nothing.
+
+    Written beside the target and renamed, so an interrupted run never leaves a half-written folder
+    that a later run would take for a finished one.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "policy_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
-        (staging / "policy_report.json").write_text(json.dumps(dataclasses.asdict(report), indent=2))
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

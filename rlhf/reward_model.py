@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,10 +27,10 @@ import numpy as np
 from rlhf.chat import render_exchange
 from rlhf.config import load_config
 from rlhf.labeller import label_synthetic_preferences
-from rlhf.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, resolve_device
+from rlhf.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, resolve_device, save_pretrained_atomically
 from rlhf.preferences import read_preferences, split_preferences
-from rlhf.rewards import RewardFunction, RewardModelScorer, resolve_reward
-from rlhf.runs import RunRecord, RunSettings
+from rlhf.rewards import RewardFunction, RewardModelScorer, position_limit, resolve_reward
+from rlhf.runs import RunRecord, RunSettings, run_folder
 
 SYNTHETIC = "synthetic"
 POLICY_BACKBONE = "policy"
@@ -150,7 +148,7 @@ def check_tokenizer_fits(model, tokenizer, model_name: str, tokenizer_name: str)
 
 def model_max_length(model, max_length: int) -> int:
     """``max_length`` capped at the model's positions, so a long exchange is truncated, not an index error."""
-    positions = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    positions = position_limit(model)
     return min(max_length, positions) if positions else max_length
 
 
@@ -221,10 +219,10 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
         config, algo="reward_model", env_id=f"preferences:{config.preferences}", name=_free_run_name(config)
     )
     model, tokenizer, steps = _fit(config, model, tokenizer, train)
-    _save_atomically(model, tokenizer, output)
+    save_pretrained_atomically(model, tokenizer, output)
 
     device = str(resolve_device(config.device))
-    scorer = RewardModelScorer(output, device=device, max_length=model_max_length(model, config.max_length))
+    scorer = RewardModelScorer(output, device=device)  # scores at the length saved with the tokenizer
     accuracy = pairwise_accuracy(scorer, heldout)
     contexts, replies = heldout_replies(heldout)
     gold = resolve_reward(config.gold)
@@ -324,22 +322,7 @@ def _free_run_name(config: RewardModelConfig) -> str:
     if config.run_name:
         return config.run_name
     name, n = "reward_model", 1
-    while (Path(config.runs_dir) / config.group / name / "run.json").exists():
+    while (run_folder(config.runs_dir, config.group, name) / "run.json").exists():
         n += 1
         name = f"reward_model-{n}"
     return name
-
-
-def _save_atomically(model, tokenizer, target: Path) -> None:
-    # Written beside the target and renamed: an interrupted run never leaves a half reward model behind.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)

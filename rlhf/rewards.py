@@ -86,6 +86,11 @@ class CallableReward(RewardFunction):
         return np.array([float(self.fn(c, r)) for c, r in zip(contexts, replies, strict=True)])
 
 
+def position_limit(model) -> int | None:
+    """The longest input ``model`` takes (its position table), or ``None`` when its config does not say."""
+    return getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+
+
 def default_device() -> str:
     """``cuda`` when a GPU is visible, else ``cpu``."""
     import torch
@@ -124,7 +129,7 @@ class RewardModelScorer(RewardFunction):
         # length it was trained at, which rlhf.reward_model saves as the tokenizer's model_max_length.
         limits = [
             max_length,
-            getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", 0),
+            position_limit(self.model) or 0,
             self.tokenizer.model_max_length if self.tokenizer.model_max_length < 1e9 else 0,  # huge means unset
         ]
         self.max_length = min(n for n in limits if n)
