@@ -1,18 +1,18 @@
 """Gymnasium dialogue environments of rlhf-gym, registered under the ``rlhf/`` namespace.
 
-The environment classes load on first use: this package is imported whenever gymnasium is (see
-``envs/_gymnasium_hook.py``), so importing it must stay cheap.
+This folder is installed as ``rlhf.envs`` (never as a top-level ``envs``, which a user's own project
+may have). ``import rlhf`` registers the ids; the environment classes load on first use.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from envs.registration import register_envs, register_reward_env
+from rlhf.envs.registration import register_envs, register_reward_env
 
 __all__ = ["DialogueEnv", "DialogueSelectEnv", "register_envs", "register_reward_env"]
 
-_LAZY = {"DialogueEnv": "envs.dialogue", "DialogueSelectEnv": "envs.select"}
+_LAZY = {"DialogueEnv": "rlhf.envs.dialogue", "DialogueSelectEnv": "rlhf.envs.select"}
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +20,4 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'envs' has no attribute {name!r}")
+    raise AttributeError(f"module 'rlhf.envs' has no attribute {name!r}")

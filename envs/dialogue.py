@@ -1,6 +1,6 @@
 """``rlhf/Dialogue-v0``: the bot replies in free text to a dialogue and is rewarded for its reply.
 
-Observation: the dialogue so far rendered with :func:`rlhf.chat.render_prompt` (``"User: …\\nBot:"``).
+Observation: the dialogue so far rendered with :func:`rlhf.data.chat.render_prompt` (``"User: …\\nBot:"``).
 Action: the reply text. Reward: the reward function on (context, reply), through the same batched
 path as :meth:`DialogueEnv.score_replies`. With ``max_turns > 1`` a user simulator answers each reply
 and the episode goes on; it is ``terminated`` when the user has nothing more to say (the recorded
@@ -19,15 +19,17 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from rlhf.chat import clean_turn, render_dialogue, render_prompt
-from rlhf.corpus import DialogueContext
-from rlhf.prompts import load_prompts
-from rlhf.rewards import RewardFunction, RewardModelScorer, resolve_reward, score_checked
-from rlhf.simulator import resolve_simulator
+from rlhf.data.chat import clean_turn, render_dialogue, render_prompt
+from rlhf.data.corpus import DialogueContext, turns_of
+from rlhf.data.prompts import load_prompts
+from rlhf.data.simulator import resolve_simulator
+from rlhf.rewards.base import RewardFunction, score_checked
+from rlhf.rewards.resolve import resolve_reward
+from rlhf.rewards.reward_model import RewardModelScorer
 
 # Letters, digits, ASCII punctuation, space and newline: the corpus after to_charset lies in it.
 DIALOGUE_CHARSET = string.ascii_letters + string.digits + string.punctuation + " \n"
-# A reply is one line (see rlhf.chat), so no newline.
+# A reply is one line (see rlhf.data.chat), so no newline.
 REPLY_CHARSET = DIALOGUE_CHARSET[:-1]
 _ASCII_FOR = str.maketrans({**dict(zip("‘’‚“”„–—─│├└\t\r", "'''\"\"\"---||`  ", strict=True)), "…": "..."})
 
@@ -39,22 +41,18 @@ def to_charset(text: str, charset: str = DIALOGUE_CHARSET) -> str:
     return "".join(c if c in allowed else "?" for c in text if not unicodedata.combining(c))
 
 
-def _turns_of(context: DialogueContext | Sequence[str]) -> tuple[str, ...]:
-    return context.turns if isinstance(context, DialogueContext) else tuple(context)
-
-
 class DialogueEnv(gymnasium.Env[str, str]):
     """Reply to a dialogue in free text; the reward scores the reply in its context.
 
     Args:
         reward: a gold scorer name (``"default"``, ``"sentiment:0.7,quality:0.3"``), a callable
-            ``fn(contexts, replies) -> array``, a :class:`~rlhf.rewards.RewardFunction` or a reward-model folder.
+            ``fn(contexts, replies) -> array``, a :class:`~rlhf.rewards.base.RewardFunction` or a reward-model folder.
         reward_model: a reward-model folder; when given it replaces ``reward``.
         gold: the gold scorer reported as ``info["gold_reward"]`` beside the reward; ``None`` for none.
-        prompts: the prompt source (see :func:`rlhf.prompts.load_prompts`); ``None`` is the corpus.
+        prompts: the prompt source (see :func:`rlhf.data.prompts.load_prompts`); ``None`` is the corpus.
         split, heldout_fraction, seed: which prompts (``"train"``, ``"heldout"`` or ``"all"``) and how they are split.
         max_turns: bot replies per episode; above 1 the ``simulator`` answers each reply.
-        simulator: ``"corpus"``, ``"retrieval"``, ``"none"``, a :class:`~rlhf.simulator.UserSimulator` or a callable.
+        simulator: ``"corpus"``, ``"retrieval"``, ``"none"``, a ``UserSimulator`` or a callable.
         max_reply_chars: the longest reply accepted.
         max_context_chars: the longest observation; longer dialogues keep their end.
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the transcript).
@@ -113,13 +111,13 @@ class DialogueEnv(gymnasium.Env[str, str]):
 
     def score_replies(self, contexts: Sequence[Sequence[str] | DialogueContext], replies: Sequence[str]) -> np.ndarray:
         """The reward of each (context, reply) pair, shape ``(n,)``; contexts are turn sequences (or contexts)."""
-        return score_checked(self.reward_fn, [_turns_of(c) for c in contexts], list(replies))
+        return score_checked(self.reward_fn, [turns_of(c) for c in contexts], list(replies))
 
     def score_gold(self, contexts: Sequence[Sequence[str] | DialogueContext], replies: Sequence[str]):
         """The gold reward of each pair, shape ``(n,)``, or ``None`` when the env has no gold scorer."""
         if self.gold_fn is None:
             return None
-        return score_checked(self.gold_fn, [_turns_of(c) for c in contexts], list(replies))
+        return score_checked(self.gold_fn, [turns_of(c) for c in contexts], list(replies))
 
     # -- the Gymnasium API ------------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 ENTRY_POINTS = {
-    "dialogue": "envs.dialogue:DialogueEnv",
-    "select": "envs.select:DialogueSelectEnv",
+    "dialogue": "rlhf.envs.dialogue:DialogueEnv",
+    "select": "rlhf.envs.select:DialogueSelectEnv",
 }
 
 # id -> (kind, default kwargs)
@@ -39,10 +39,10 @@ def register_reward_env(
     """Register ``env_id`` as a dialogue env with your own reward, so ``gymnasium.make(env_id)`` builds it.
 
     ``reward`` is a callable ``fn(contexts, replies) -> array`` (wrap a per-pair function in
-    :class:`rlhf.rewards.CallableReward` with ``batched=False``), a :class:`~rlhf.rewards.RewardFunction`,
+    :class:`rlhf.rewards.base.CallableReward` with ``batched=False``), a :class:`~rlhf.rewards.base.RewardFunction`,
     a gold scorer name or a reward-model folder. ``kind`` is ``"dialogue"`` (free-text replies,
-    :class:`~envs.dialogue.DialogueEnv`) or ``"select"`` (choose a candidate,
-    :class:`~envs.select.DialogueSelectEnv`); ``prompts``, ``simulator`` (``None`` keeps the env's default)
+    :class:`~rlhf.envs.dialogue.DialogueEnv`) or ``"select"`` (choose a candidate,
+    :class:`~rlhf.envs.select.DialogueSelectEnv`); ``prompts``, ``simulator`` (``None`` keeps the env's default)
     and ``env_kwargs`` go to its constructor. Objects travel in the registered kwargs, not as strings.
     Registering an id again replaces it (gymnasium warns). Returns ``env_id``.
     """
@@ -60,7 +60,7 @@ def register_reward_env(
     if unknown:
         raise TypeError(f"{env_id}: unknown argument(s) {unknown} for {class_name}; known: {sorted(known)}")
     if isinstance(reward, str) and not Path(reward).exists():
-        from rlhf.rewards import resolve_reward
+        from rlhf.rewards.resolve import resolve_reward
 
         resolve_reward(reward)  # an unknown scorer name fails here, naming it, not at gymnasium.make
     kwargs = dict(env_kwargs, reward=reward, prompts=prompts)

@@ -2,7 +2,7 @@
 
 The candidates of a context are its recorded continuation plus K-1 other corpus bot turns, shuffled
 by a RNG seeded with the env's ``seed`` and the context, so the same seed always gives the same
-candidates. The reward is the one of :class:`~envs.dialogue.DialogueEnv` on the chosen text, cached
+candidates. The reward is the one of :class:`~rlhf.envs.dialogue.DialogueEnv` on the chosen text, cached
 per (transcript, reply) because rewards are deterministic.
 
 Observations: ``"features"`` is a ``Box`` of hashed bag-of-words vectors, one for the context and one
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from rlhf.envs.dialogue import DialogueEnv
 
-from envs.dialogue import DialogueEnv
-from rlhf.corpus import DialogueContext, bot_turns
-from rlhf.gold import words
+from rlhf.data.chat import words
+from rlhf.data.corpus import DialogueContext, bot_turns
 
 OBSERVATIONS = ("features", "index")
 
@@ -58,7 +58,7 @@ def dialogue_chain(start: DialogueContext) -> list[DialogueContext]:
 class DialogueSelectEnv(DialogueEnv):
     """Choose one of ``num_candidates`` replies to a dialogue; the reward scores the chosen reply.
 
-    Takes :class:`~envs.dialogue.DialogueEnv`'s arguments (but ``max_reply_chars``) and:
+    Takes :class:`~rlhf.envs.dialogue.DialogueEnv`'s arguments (but ``max_reply_chars``) and:
 
     Args:
         num_candidates: K, the number of replies to choose from (the action space is ``Discrete(K)``).

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from rlhf.config import ConfigError, load_config, parse_script_args
-from rlhf.corpus import corpus_contexts
-from rlhf.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, generate_replies, load_policy, policy_path
+from rlhf.data.corpus import corpus_contexts
+from rlhf.models.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, generate_replies, load_policy, policy_path
 
 
 def policy_stage(config: PolicyConfig) -> str:
@@ -62,7 +62,7 @@ class PipelineConfig:
     qlearning_config: str = "configs/qlearning/default.yaml"
     dqn_config: str = "configs/dqn/default.yaml"
     stages: list[str] = field(default_factory=lambda: list(STAGES))  # run these, in the chain's order
-    report_source: str = "auto"  # "local", "wandb" or "auto" (see rlhf.report.load_runs)
+    report_source: str = "auto"  # "local", "wandb" or "auto" (see rlhf.runs.report.load_runs)
 
 
 def _stage_config(cls: type, path: str, **overrides: Any):
@@ -116,7 +116,7 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
     unknown = [s for s in config.stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"stages: unknown stage(s) {unknown}; known, in order: {list(STAGES)}")
-    from rlhf.reward_model import RewardModelConfig
+    from rlhf.training.reward_model import RewardModelConfig
 
     artifacts = Path(config.artifacts_dir)
     runs = dict(project=config.project, group=config.group, runs_dir=config.runs_dir, wandb_mode=config.wandb_mode)
@@ -140,7 +140,7 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
     reward_config = dataclasses.replace(reward_config, policy=policy_dir)
 
     def preferences() -> tuple[Path | None, str]:
-        from rlhf.reward_model import SYNTHETIC, label_preferences
+        from rlhf.training.reward_model import SYNTHETIC, label_preferences
 
         if reward_config.preferences != SYNTHETIC:
             return None, f"preferences from {reward_config.preferences}: nothing to label"
@@ -148,7 +148,7 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         return path, str(path)
 
     def reward_model() -> tuple[str, str]:
-        from rlhf.reward_model import train_reward_model
+        from rlhf.training.reward_model import train_reward_model
 
         report = train_reward_model(reward_config)
         state = "reused" if report.reused else "trained"
@@ -160,15 +160,15 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         raise FileNotFoundError(f"no reward model at {reward_dir}: run the reward_model stage first")
 
     def ppo() -> tuple[str, str]:
-        from rlhf.ppo import PPORunConfig, train_ppo
+        from rlhf.training.ppo import PPOConfig, train_ppo
 
-        ppo_config = _stage_config(PPORunConfig, config.ppo_config, policy=policy_dir, **runs)
+        ppo_config = _stage_config(PPOConfig, config.ppo_config, policy=policy_dir, **runs)
         ppo_config.env_kwargs = {**ppo_config.env_kwargs, "reward_model": reward_dir}
         result = train_ppo(ppo_config)
         return result.run_dir, _run_note(result.run_dir, result.skipped)
 
     def qlearning() -> tuple[str, str]:
-        from rlhf.qlearning import QLearningConfig, train_q_learning
+        from rlhf.training.qlearning import QLearningConfig, train_q_learning
 
         result = train_q_learning(
             _stage_config(QLearningConfig, config.qlearning_config, reward_model=reward_dir, **runs)
@@ -176,13 +176,13 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         return result.run_dir, _run_note(result.run_dir, result.skipped)
 
     def dqn() -> tuple[str, str]:
-        from rlhf.dqn import DQNRunConfig, train_dqn
+        from rlhf.training.dqn import DQNConfig, train_dqn
 
-        result = train_dqn(_stage_config(DQNRunConfig, config.dqn_config, reward_model=reward_dir, **runs))
+        result = train_dqn(_stage_config(DQNConfig, config.dqn_config, reward_model=reward_dir, **runs))
         return result.run_dir, _run_note(result.run_dir, result.skipped)
 
     def report() -> tuple[Path, str]:
-        from rlhf.report import build_report
+        from rlhf.runs.report import build_report
 
         path = build_report(config.group, runs_dir=config.runs_dir, source=config.report_source, project=config.project)
         return path, str(path)
@@ -198,8 +198,8 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
 
 
 def _run_note(run_dir: str, skipped: bool) -> str:
-    from rlhf.evaluation import ENV_REWARD, GOLD_REWARD
-    from rlhf.report import local_run
+    from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD
+    from rlhf.runs.report import local_run
 
     run = local_run(run_dir)
     env, gold = run.final(ENV_REWARD), run.final(GOLD_REWARD)

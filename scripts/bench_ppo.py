@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from rlhf.config import load_config, parse_script_args
-from rlhf.policy import resolve_device
-from rlhf.ppo import PPORunConfig, train_ppo
-from rlhf.runs import read_run
+from rlhf.models.policy import resolve_device
+from rlhf.runs.records import read_run
+from rlhf.training.ppo import PPOConfig, train_ppo
 
 
 @dataclass
@@ -37,7 +37,7 @@ def main() -> None:
     bench = parse_script_args(BenchConfig)
     if bench.threads:
         torch.set_num_threads(bench.threads)
-    config = load_config(PPORunConfig, bench.ppo_config)
+    config = load_config(PPOConfig, bench.ppo_config)
     device = bench.device or config.device
     with tempfile.TemporaryDirectory() as runs:
         episodes = bench.iterations * config.batch_size

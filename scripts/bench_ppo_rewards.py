@@ -10,7 +10,7 @@ import dataclasses
 import sys
 
 from rlhf.config import load_config
-from rlhf.ppo import PPORunConfig, train_ppo
+from rlhf.training.ppo import PPOConfig, train_ppo
 
 VARIANTS = {
     "rm-kl0.05": (dict(kl_coef=0.05), True),
@@ -20,7 +20,7 @@ VARIANTS = {
 
 if __name__ == "__main__":
     policy, reward_model, runs_dir = (sys.argv[1:] + ["/tmp/bench_ppo_rewards"])[:3]
-    base = load_config(PPORunConfig, "configs/ppo/default.yaml")
+    base = load_config(PPOConfig, "configs/ppo/default.yaml")
     for name, (overrides, learned) in VARIANTS.items():
         run = dict(runs_dir=runs_dir, group="ppo-rewards", run_name=name, wandb_mode="disabled")
         config = dataclasses.replace(base, policy=policy, **run, **overrides)

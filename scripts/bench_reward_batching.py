@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rlhf.envs.dialogue import DialogueEnv
 
-from envs.dialogue import DialogueEnv
 from rlhf.config import parse_script_args
-from rlhf.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy
-from rlhf.rewards import RewardModelScorer
+from rlhf.models.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy
+from rlhf.rewards.reward_model import RewardModelScorer
 
 
 @dataclass

@@ -4,8 +4,8 @@ python scripts/build_policy.py --config configs/policy/default.yaml [--field val
 """
 
 from rlhf.config import parse_script_args
+from rlhf.models.policy import PolicyConfig
 from rlhf.pipeline import policy_stage
-from rlhf.policy import PolicyConfig
 
 if __name__ == "__main__":
     policy_stage(parse_script_args(PolicyConfig))

@@ -7,7 +7,7 @@ python scripts/compare_runs.py --group G [--runs_dir artifacts/runs] [--runs FOL
 import argparse
 import sys
 
-from rlhf.report import SOURCES, EmptyGroupError, build_report
+from rlhf.runs.report import SOURCES, EmptyGroupError, build_report
 
 
 def main(argv=None) -> int:

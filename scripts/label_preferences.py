@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 from rlhf.config import parse_script_args
-from rlhf.labeller import human_session
-from rlhf.preferences import read_preferences
-from rlhf.reward_model import RewardModelConfig, label_preferences, resolve_policy
+from rlhf.data.preferences import read_preferences
+from rlhf.rewards.labeller import human_session
+from rlhf.training.reward_model import RewardModelConfig, label_preferences, resolve_policy
 
 
 def main(argv: list[str]) -> None:

@@ -4,7 +4,7 @@ python scripts/train_dqn.py --config configs/dqn/default.yaml [--field value ...
 """
 
 from rlhf.config import parse_script_args
-from rlhf.dqn import DQNRunConfig, train_dqn
+from rlhf.training.dqn import DQNConfig, train_dqn
 
 if __name__ == "__main__":
-    train_dqn(parse_script_args(DQNRunConfig))
+    train_dqn(parse_script_args(DQNConfig))

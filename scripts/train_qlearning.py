@@ -4,7 +4,7 @@ python scripts/train_qlearning.py --config configs/qlearning/default.yaml [--fie
 """
 
 from rlhf.config import parse_script_args
-from rlhf.qlearning import QLearningConfig, train_q_learning
+from rlhf.training.qlearning import QLearningConfig, train_q_learning
 
 if __name__ == "__main__":
     train_q_learning(parse_script_args(QLearningConfig))

@@ -7,7 +7,7 @@ the gold scorer; both are also in ``<output_dir>/eval.json`` and the run record.
 """
 
 from rlhf.config import parse_script_args
-from rlhf.reward_model import RewardModelConfig, train_reward_model
+from rlhf.training.reward_model import RewardModelConfig, train_reward_model
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from rlhf.policy import PolicyConfig, ensure_policy  # noqa: E402
+from rlhf.models.policy import PolicyConfig, ensure_policy  # noqa: E402
 
 TINY_POLICY = dict(vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=128, epochs=3, batch_size=32)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from rlhf.chat import (
+from rlhf.data.chat import (
     parse_dialogue,
     parse_reply,
     render_dialogue,

@@ -1,7 +1,7 @@
 import pytest
 
 from rlhf.config import ConfigError, load_config, save_config
-from rlhf.policy import PolicyConfig
+from rlhf.models.policy import PolicyConfig
 
 
 def test_yaml_and_overrides_fill_the_dataclass(tmp_path):

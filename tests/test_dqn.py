@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from rlhf.dqn import DQNRunConfig, train_dqn
-from rlhf.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES
-from rlhf.runs import read_run
+from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES
+from rlhf.runs.records import read_run
+from rlhf.training.dqn import DQNConfig, train_dqn
 
 
 def test_tiny_dqn_run_has_eval_metrics_and_is_skipped_when_done(tmp_path, capsys):
-    config = DQNRunConfig(
+    config = DQNConfig(
         runs_dir=str(tmp_path), group="g", wandb_mode="disabled", num_contexts=16, feature_dim=16,
         total_timesteps=300, learning_starts=50, buffer_size=500, batch_size=16, target_update_interval=50,
         net_arch=[16], eval_every=100, log_every=100, eval_contexts=6,

@@ -11,17 +11,17 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from rlhf.envs import DialogueEnv, DialogueSelectEnv, register_reward_env
+from rlhf.envs.dialogue import DIALOGUE_CHARSET, to_charset
+from rlhf.envs.registration import TOOLKIT_ENVS
+from rlhf.envs.select import hashed_features
 
-from envs import DialogueEnv, DialogueSelectEnv, register_reward_env
-from envs.dialogue import DIALOGUE_CHARSET, to_charset
-from envs.registration import TOOLKIT_ENVS
-from envs.select import hashed_features
-from rlhf.chat import render_prompt
-from rlhf.corpus import corpus_contexts
-from rlhf.gold import gold_scorer
-from rlhf.prompts import load_prompts
-from rlhf.rewards import CallableReward
-from rlhf.simulator import retrieval_index
+from rlhf.data.chat import render_prompt
+from rlhf.data.corpus import corpus_contexts
+from rlhf.data.prompts import load_prompts
+from rlhf.data.simulator import retrieval_index
+from rlhf.rewards.base import CallableReward
+from rlhf.rewards.gold import gold_scorer
 
 CHEAP = dict(reward="length", gold="thanks")  # rule-based, microseconds per reply
 ROOT = Path(__file__).resolve().parents[1]
@@ -364,8 +364,9 @@ def _python(code: str, cwd: Path) -> str:
 def test_make_works_in_a_fresh_interpreter(tmp_path):
     code = """
 import gymnasium, sys
-assert "envs.dialogue" not in sys.modules and "rlhf.rewards" not in sys.modules  # start-up stays cheap
-env = gymnasium.make("rlhf/Dialogue-v0", gold=None, reward="length")
+assert "rlhf" not in sys.modules  # nothing of ours runs at interpreter start
+assert "rlhf/Dialogue-v0" not in gymnasium.registry
+env = gymnasium.make("rlhf:rlhf/Dialogue-v0", gold=None, reward="length")  # gymnasium imports rlhf first
 obs, info = env.reset(seed=0)
 print(obs.endswith("Bot:"), env.step("Hello there, friend")[1])
 """

@@ -1,8 +1,16 @@
 import pytest
 
-from rlhf.evaluation import DISTINCT_1, DISTINCT_2, ENV_REWARD, GOLD_REWARD, REPLY_LENGTH, distinct_n, evaluate_replies
-from rlhf.gold import gold_scorer
-from rlhf.rewards import CallableReward
+from rlhf.rewards.base import CallableReward
+from rlhf.rewards.gold import gold_scorer
+from rlhf.runs.evaluation import (
+    DISTINCT_1,
+    DISTINCT_2,
+    ENV_REWARD,
+    GOLD_REWARD,
+    REPLY_LENGTH,
+    distinct_n,
+    evaluate_replies,
+)
 
 
 def test_distinct_n_counts_repeated_ngrams():

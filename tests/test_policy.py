@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from rlhf.policy import (
+from rlhf.models.policy import (
     PolicyConfig,
     default_policy_dir,
     ensure_policy,

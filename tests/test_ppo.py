@@ -7,14 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from rlhf.envs import register_reward_env
 
-from envs import register_reward_env
 from rlhf.config import load_config
-from rlhf.evaluation import ENV_REWARD, GOLD_REWARD, KL, SAMPLES
-from rlhf.gold import words
-from rlhf.ppo import PPORunCallback, PPORunConfig, checkpoint_dirs, fit_prompts, make_env, train_ppo
-from rlhf.rewards import CallableReward
-from rlhf.runs import read_run
+from rlhf.data.chat import words
+from rlhf.rewards.base import CallableReward
+from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, KL, SAMPLES
+from rlhf.runs.records import read_run
+from rlhf.training.ppo import PPORunCallback, PPOConfig, checkpoint_dirs, fit_prompts, make_env, train_ppo
 
 VERBOSE_ENV = "rlhf-test/Verbose-v0"
 
@@ -27,9 +27,9 @@ def verbosity(contexts, replies):
 register_reward_env(VERBOSE_ENV, CallableReward(verbosity, name="verbosity"))
 
 
-def tiny_config(tmp_path, tiny_policy_config, **overrides) -> PPORunConfig:
+def tiny_config(tmp_path, tiny_policy_config, **overrides) -> PPOConfig:
     """configs/ppo/tiny.yaml on the session's tiny policy, with runs under ``tmp_path``."""
-    config = load_config(PPORunConfig, "configs/ppo/tiny.yaml")
+    config = load_config(PPOConfig, "configs/ppo/tiny.yaml")
     policy_kwargs = {**config.policy_kwargs, "cache_dir": tiny_policy_config.cache_dir}
     defaults = dict(policy_kwargs=policy_kwargs, runs_dir=str(tmp_path / "runs"), wandb_mode="disabled")
     return dataclasses.replace(config, **{**defaults, **overrides})

@@ -3,9 +3,8 @@ import json
 
 import pytest
 
-from rlhf.chat import render_exchange
-from rlhf.labeller import disjoint_pairs, label_by_hand, label_synthetic_preferences
-from rlhf.preferences import (
+from rlhf.data.chat import render_exchange
+from rlhf.data.preferences import (
     EMPTY_REPLY,
     IDENTICAL,
     PreferenceDataError,
@@ -14,6 +13,7 @@ from rlhf.preferences import (
     split_preferences,
     write_preferences,
 )
+from rlhf.rewards.labeller import disjoint_pairs, label_by_hand, label_synthetic_preferences
 
 HH_ROW = {
     "chosen": "\n\nHuman: What is AI?\n\nAssistant: A science.\n\nHuman: Is it fun?\n\nAssistant: Yes, a lot of fun!",

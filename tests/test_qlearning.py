@@ -4,13 +4,20 @@ import gymnasium
 import numpy as np
 import pytest
 from gymnasium import spaces
+from rlhf.envs.select import DialogueSelectEnv
 
-from envs.select import DialogueSelectEnv
-from rlhf.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES, held_out_contexts
-from rlhf.prompts import load_prompts
-from rlhf.qlearning import QLearningConfig, load_q_table, q_learning, tabular_policy, td_update, train_q_learning
-from rlhf.rewards import CallableReward
-from rlhf.runs import read_run
+from rlhf.data.prompts import load_prompts
+from rlhf.rewards.base import CallableReward
+from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES, held_out_contexts
+from rlhf.runs.records import read_run
+from rlhf.training.qlearning import (
+    QLearningConfig,
+    load_q_table,
+    q_learning,
+    tabular_policy,
+    td_update,
+    train_q_learning,
+)
 
 
 def test_td_update_bootstraps_unless_terminated():

@@ -5,8 +5,8 @@ import json
 import pytest
 from matplotlib.image import imread
 
-from rlhf.report import EmptyGroupError, build_report, load_runs
-from rlhf.runs import RunRecord
+from rlhf.runs.records import RunRecord
+from rlhf.runs.report import EmptyGroupError, build_report, load_runs
 
 EVALS = {"ppo": (0.2, 0.1), "qlearning": (0.3, 0.3), "dqn": (0.4, 0.35)}  # final (env, gold) reward
 

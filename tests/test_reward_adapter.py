@@ -6,11 +6,11 @@ import pytest
 import torch
 from trl.experimental.utils import get_reward
 
-from rlhf.chat import parse_reply, render_dialogue
-from rlhf.corpus import load_dialogues
-from rlhf.policy import train_tokenizer
-from rlhf.reward_adapter import EnvRewardModel, batched_reward_of, encode_prompts
-from rlhf.rewards import CallableReward
+from rlhf.data.chat import parse_reply, render_dialogue
+from rlhf.data.corpus import load_dialogues
+from rlhf.models.policy import train_tokenizer
+from rlhf.rewards.base import CallableReward
+from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts
 
 PROMPTS = [["Hello there"], ["Do you like music?"], ["Hi", "Hello! How are you?", "Fine, and you?"], ["Hi"]]
 

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from rlhf.gold import GOLD_SCORERS, gold_scorer, words
-from rlhf.rewards import CallableReward, RewardFunction, RewardModelScorer, score_checked
+from rlhf.data.chat import words
+from rlhf.rewards.base import CallableReward, RewardFunction, score_checked
+from rlhf.rewards.gold import GOLD_SCORERS, gold_scorer
+from rlhf.rewards.reward_model import RewardModelScorer
 
 CONTEXTS = [
     ("Hello",),

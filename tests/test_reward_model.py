@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf.chat import render_exchange
 from rlhf.config import load_config
-from rlhf.reward_model import RewardModelConfig, spearman, tokenize_pairs, train_reward_model
-from rlhf.rewards import RewardModelScorer
+from rlhf.data.chat import render_exchange
+from rlhf.rewards.reward_model import RewardModelScorer
+from rlhf.training.reward_model import RewardModelConfig, spearman, tokenize_pairs, train_reward_model
 
 
 def tiny_config(tmp_path, policy_path: str, **overrides) -> RewardModelConfig:
@@ -134,7 +134,7 @@ def test_yaml_configs_mirror_the_dataclass():
 
 
 def test_dialogue_env_rewards_replies_with_the_saved_model(trained):
-    pytest.importorskip("envs.dialogue")
+    pytest.importorskip("rlhf.envs.dialogue")
     import gymnasium
 
     config, _ = trained

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rlhf.runs import RunRecord, finished_run, read_run
+from rlhf.runs.records import RunRecord, finished_run, read_run
 
 
 def _start(tmp_path, **kw):

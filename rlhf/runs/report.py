@@ -1,7 +1,7 @@
 """The comparison report: the runs of one group (PPO and the baselines) side by side, as Markdown and PNGs.
 
 Runs come from the wandb API when it is reachable (a key, online mode) or from the local run records
-(:mod:`rlhf.runs`), which every run writes. ``report.md`` holds one table row per run (algo, final
+(:mod:`rlhf.runs.records`), which every run writes. ``report.md`` holds one table row per run (algo, final
 learned and gold reward, KL where defined, wall time, samples) and links two plots: the eval rewards
 against ``samples`` (env interactions), and gold against learned reward over training, where reward
 over-optimisation shows as a learned reward that rises while the gold one stalls or falls.
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf.evaluation import ENV_REWARD, EVAL_METRICS, GOLD_REWARD, KL, SAMPLES
-from rlhf.runs import group_folder, read_run
+from rlhf.runs.evaluation import ENV_REWARD, EVAL_METRICS, GOLD_REWARD, KL, SAMPLES
+from rlhf.runs.records import group_folder, read_run
 
 SOURCES = ("local", "wandb", "auto")
 TRAIN_ENV_REWARD = "eval_train/env_reward"  # tabular Q-learning's score on its own training contexts

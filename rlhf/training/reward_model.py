@@ -4,7 +4,7 @@ The model has one output and starts from the policy's backbone (or any model nam
 a fresh score head. TRL's ``RewardTrainer`` trains it on the Bradley-Terry loss
 ``-log σ(r(chosen) - r(rejected))``. The pairs are tokenized here rather than by the trainer, which
 would append an eos token: the model must see exactly ``render_exchange(context, reply)``, the text
-:class:`rlhf.rewards.RewardModelScorer` scores, truncated the same way (from the left).
+:class:`rlhf.rewards.base.RewardModelScorer` scores, truncated the same way (from the left).
 
 Evaluation loads the saved folder with ``RewardModelScorer`` and reports pairwise accuracy on the
 held-out pairs and the Spearman rank correlation between its scores and the gold scorer's on the
@@ -24,13 +24,22 @@ from typing import Any
 
 import numpy as np
 
-from rlhf.chat import render_exchange
 from rlhf.config import load_config
-from rlhf.labeller import label_synthetic_preferences
-from rlhf.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, resolve_device, save_pretrained_atomically
-from rlhf.preferences import read_preferences, split_preferences
-from rlhf.rewards import RewardFunction, RewardModelScorer, position_limit, resolve_reward
-from rlhf.runs import RunRecord, RunSettings, run_folder
+from rlhf.data.chat import render_exchange
+from rlhf.data.preferences import read_preferences, split_preferences
+from rlhf.models.policy import (
+    DEFAULT_POLICY,
+    PolicyConfig,
+    context_window,
+    ensure_policy,
+    resolve_device,
+    save_pretrained_atomically,
+)
+from rlhf.rewards.base import RewardFunction
+from rlhf.rewards.labeller import label_synthetic_preferences
+from rlhf.rewards.resolve import resolve_reward
+from rlhf.rewards.reward_model import RewardModelScorer
+from rlhf.runs.records import RunRecord, RunSettings, run_folder
 
 SYNTHETIC = "synthetic"
 POLICY_BACKBONE = "policy"
@@ -148,7 +157,7 @@ def check_tokenizer_fits(model, tokenizer, model_name: str, tokenizer_name: str)
 
 def model_max_length(model, max_length: int) -> int:
     """``max_length`` capped at the model's positions, so a long exchange is truncated, not an index error."""
-    positions = position_limit(model)
+    positions = context_window(model)
     return min(max_length, positions) if positions else max_length
 
 

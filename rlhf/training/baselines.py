@@ -12,9 +12,10 @@ from typing import Any
 
 import gymnasium
 
-from rlhf.evaluation import evaluate_replies, held_out_contexts
-from rlhf.rewards import RewardFunction, resolve_reward
-from rlhf.runs import RunSettings, finished_run, run_folder
+from rlhf.rewards.base import RewardFunction
+from rlhf.rewards.resolve import resolve_reward
+from rlhf.runs.evaluation import evaluate_replies, held_out_contexts
+from rlhf.runs.records import RunSettings, finished_run, run_folder
 
 SELECT_ENV_ID = "rlhf/DialogueSelect-v0"
 SELECT_INDEX_ENV_ID = "rlhf/DialogueSelectIndex-v0"
@@ -80,7 +81,7 @@ class HeldOutEvaluation:
     """PPO's evaluation for a select-env agent: reply to the same held-out contexts by picking a candidate.
 
     ``act(observation, candidates) -> action`` sees the held-out env's observation of each context and its
-    candidate replies; the replies are scored by :func:`rlhf.evaluation.evaluate_replies` with the env's
+    candidate replies; the replies are scored by :func:`rlhf.runs.evaluation.evaluate_replies` with the env's
     reward and gold scorer, so the numbers sit beside PPO's.
     """
 

@@ -1,7 +1,7 @@
 """DQN from Stable-Baselines3 on ``rlhf/DialogueSelect-v0`` with hashed bag-of-words observations.
 
 The observation holds the context's features and each candidate's, so one Q-network scores "reply k to
-this context" for contexts it never saw: unlike the table of :mod:`rlhf.qlearning` it can generalise to
+this context" for contexts it never saw: unlike the table of :mod:`rlhf.training.qlearning` it can generalise to
 the held-out contexts. SB3 owns the algorithm (replay buffer, target network, ε-greedy schedule, the
 TD target ``r + γ (1 − terminated) max_a' Q_target(s', a')``, with timeouts bootstrapped); two SB3
 callbacks run PPO's held-out evaluation and log training statistics to the run record and wandb.
@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from rlhf.baselines import (
+from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES
+from rlhf.runs.records import RunRecord
+from rlhf.training.baselines import (
     SELECT_ENV_ID,
     BaselineResult,
     HeldOutEvaluation,
@@ -26,12 +28,10 @@ from rlhf.baselines import (
     finished_result,
     make_select_env,
 )
-from rlhf.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES
-from rlhf.runs import RunRecord
 
 
 @dataclass
-class DQNRunConfig(SelectEnvConfig):
+class DQNConfig(SelectEnvConfig):
     """SB3 DQN on the select env with feature observations (``configs/dqn/default.yaml``)."""
 
     num_contexts: int | None = 256  # training prompts; every candidate of each is scored once, up front
@@ -111,7 +111,7 @@ class TrainStatsCallback(BaseCallback):
         return True
 
 
-def train_dqn(config: DQNRunConfig) -> BaselineResult:
+def train_dqn(config: DQNConfig) -> BaselineResult:
     """Train SB3's DQN on the select env, evaluate it like PPO every ``eval_every`` steps, save the model in
     its run record. Skipped when ``<runs_dir>/<group>/<run_name or "dqn">`` is a finished run record."""
     from stable_baselines3 import DQN

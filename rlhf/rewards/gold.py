@@ -12,19 +12,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from rlhf.rewards import Context, RewardFunction, check_scores
+from rlhf.data.chat import words
+from rlhf.rewards.base import Context, RewardFunction, check_scores
 
-_WORD = re.compile(r"[a-z0-9']+")
 _STOPWORDS = frozenset(
     "a an the and or but if of to in on at by for with about as is are was were be been am i you he she it we "
     "they me my your his her its our their this that these those what which who whom do does did have has had "
     "not no so than too very can will just don't i'm it's you're".split()
 )
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased word tokens of ``text``."""
-    return _WORD.findall(text.lower())
 
 
 @lru_cache(maxsize=1)

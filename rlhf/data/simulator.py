@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from rlhf.corpus import DialogueContext, load_dialogues
-from rlhf.gold import words
+from rlhf.data.chat import words
+from rlhf.data.corpus import DialogueContext, load_dialogues
 
 
 class UserSimulator:

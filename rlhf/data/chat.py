@@ -18,6 +18,12 @@ USER = "User"
 BOT = "Bot"
 SPEAKERS = (USER, BOT)
 _SPEAKER_CUE = re.compile(f"(?:{USER}|{BOT}):")
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens of ``text``: what the gold scorers, metrics and features count."""
+    return _WORD.findall(text.lower())
 
 
 def speaker_of(index: int) -> str:

@@ -2,8 +2,8 @@
 
 A source is the chatterbot corpus (the default), a list of prompts, a ``.txt`` or ``.jsonl`` file, or
 a Hugging Face dataset with a ``prompt`` column. Every source becomes a list of
-:class:`~rlhf.corpus.DialogueContext` and is split the same way: a seeded shuffle holds out
-``heldout_fraction`` of the prompts (the corpus splits by dialogue, see :func:`rlhf.corpus.split_dialogues`).
+:class:`~rlhf.data.corpus.DialogueContext` and is split the same way: a seeded shuffle holds out
+``heldout_fraction`` of the prompts (the corpus splits by dialogue, see :func:`rlhf.data.corpus.split_dialogues`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlhf.chat import clean_turn
-from rlhf.corpus import DialogueContext, corpus_contexts, split_indices
+from rlhf.data.chat import clean_turn
+from rlhf.data.corpus import DialogueContext, corpus_contexts, split_indices
 
 SPLITS = ("all", "train", "heldout")
 CORPUS = "corpus"
@@ -29,7 +29,7 @@ def load_prompts(
 
     * ``None`` or ``"corpus"``: the first context of each chatterbot-corpus English dialogue;
     * a list of prompts, each a string (one user turn), a list of turns (user first, ending on a user
-      turn) or a :class:`~rlhf.corpus.DialogueContext`;
+      turn) or a :class:`~rlhf.data.corpus.DialogueContext`;
     * a ``.txt`` file (one prompt per line, blank lines skipped) or a ``.jsonl`` file (one object per
       line with ``"prompt": str`` or ``"turns": [str, ...]``, optionally ``"continuation": str``);
     * a Hugging Face dataset name or local folder/data file, read with ``datasets.load_dataset``,

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from rlhf.chat import parse_reply, render_dialogue, render_prompt
-from rlhf.corpus import corpus_fingerprint, load_dialogues, split_dialogues
+from rlhf.data.chat import parse_reply, render_dialogue, render_prompt
+from rlhf.data.corpus import corpus_fingerprint, load_dialogues, split_dialogues
 
 DEFAULT_POLICY = "default"
 EOS = "<|endoftext|>"
@@ -74,6 +74,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def context_window(model) -> int | None:
+    """The longest input ``model`` takes (its position table), or ``None`` when its config does not say."""
+    return getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
 
 
 def cache_key(config: PolicyConfig) -> str:
@@ -339,7 +344,7 @@ def generate_replies(
     sides = tokenizer.padding_side, tokenizer.truncation_side
     tokenizer.padding_side = tokenizer.truncation_side = "left"
     replies: list[str] = []
-    max_prompt = getattr(model.config, "n_positions", 1024) - max_new_tokens
+    max_prompt = (context_window(model) or 1024) - max_new_tokens
     for i in range(0, len(prompts), batch_size):
         enc = tokenizer(
             prompts[i : i + batch_size], return_tensors="pt", padding=True, truncation=True, max_length=max_prompt

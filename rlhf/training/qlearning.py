@@ -23,7 +23,9 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from rlhf.baselines import (
+from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES, evaluate_replies
+from rlhf.runs.records import RunRecord
+from rlhf.training.baselines import (
     SELECT_INDEX_ENV_ID,
     BaselineResult,
     HeldOutEvaluation,
@@ -33,8 +35,6 @@ from rlhf.baselines import (
     linear_schedule,
     make_select_env,
 )
-from rlhf.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES, evaluate_replies
-from rlhf.runs import RunRecord
 
 
 @dataclass

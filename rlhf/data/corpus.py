@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
-from rlhf.chat import clean_turn
+from rlhf.data.chat import clean_turn
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class DialogueContext:
     continuation: str = ""
     rest: tuple[str, ...] = ()
     dialogue_id: str = ""
+
+
+def turns_of(context: DialogueContext | Sequence[str]) -> tuple[str, ...]:
+    """The turns of a context given as a :class:`DialogueContext` or as a sequence of turns."""
+    return context.turns if isinstance(context, DialogueContext) else tuple(context)
 
 
 def corpus_dir() -> Path:

@@ -2,9 +2,9 @@
 terminal tool for a person.
 
 The synthetic labeller samples several replies per corpus context from the policy, adds the corpus's
-real continuation as one more candidate, scores every candidate with a gold scorer (:mod:`rlhf.gold`)
+real continuation as one more candidate, scores every candidate with a gold scorer (:mod:`rlhf.rewards.gold`)
 and keeps the pairs whose gold scores differ by at least ``margin``: a person would hesitate over the
-rest, and a reward model learns little from coin flips. Both write :mod:`rlhf.preferences` records.
+rest, and a reward model learns little from coin flips. Both write :mod:`rlhf.data.preferences` records.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from rlhf.chat import clean_turn, render_prompt
-from rlhf.corpus import DialogueContext, bot_turns, corpus_contexts
-from rlhf.preferences import make_preference, write_preferences
+from rlhf.data.chat import clean_turn, render_prompt
+from rlhf.data.corpus import DialogueContext, bot_turns, corpus_contexts
+from rlhf.data.preferences import make_preference, write_preferences
 
 # Bump when the labelling recipe changes, so old preference files are not reused for new code.
 LABELLER_VERSION = 1
@@ -68,8 +68,8 @@ def label_synthetic_preferences(
     ``policy`` is a causal-LM name or folder. Each record carries ``chosen_score``/``rejected_score``
     (the gold scores) and ``labeller: "gold:<spec>"``.
     """
-    from rlhf.policy import generate_replies, load_policy
-    from rlhf.rewards import resolve_reward
+    from rlhf.models.policy import generate_replies, load_policy
+    from rlhf.rewards.resolve import resolve_reward
 
     settings = dict(
         gold=gold,
@@ -164,7 +164,7 @@ def sample_reply_pairs(
 ) -> list[tuple[list[str], str, str]]:
     """(context, reply a, reply b) with two different policy replies per context; contexts where ``tries``
     samples never differ are left out."""
-    from rlhf.policy import generate_replies, load_policy
+    from rlhf.models.policy import generate_replies, load_policy
 
     model, tokenizer = load_policy(policy, device=device)
     samples = generate_replies(model, tokenizer, contexts, num_samples=tries, seed=seed, **sampling)

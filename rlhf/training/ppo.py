@@ -3,17 +3,17 @@
 The rollout, GAE and the clipped PPO update are TRL's (``trl.experimental.ppo``); this module wires
 the toolkit's pieces into it:
 
-* policy and frozen reference from the policy checkpoint (:func:`rlhf.policy.policy_path`); with
+* policy and frozen reference from the policy checkpoint (:func:`rlhf.models.policy.policy_path`); with
   ``use_peft`` the policy gets a LoRA adapter and the reference is the same model with it disabled;
 * a value model from the reward-model folder when the env's reward is one that reads the policy's
   tokens, else from the policy (a fresh one-output head);
 * prompts and reward from the registered environment ``env_id`` (``gymnasium.make(env_id, **env_kwargs)``):
   its ``contexts`` are the prompts; its batched reward reaches TRL through
-  :class:`rlhf.reward_adapter.EnvRewardModel`, or, for a reward model with the policy's vocabulary,
+  :class:`rlhf.rewards.trl_adapter.EnvRewardModel`, or, for a reward model with the policy's vocabulary,
   as that model itself;
 * every ``eval_steps`` updates, sampled replies to the held-out contexts are scored by the shared
-  evaluation (:mod:`rlhf.evaluation`) plus ``eval/kl``; TRL's own ``objective/*`` metrics are forwarded,
-  all into the run record (:mod:`rlhf.runs`) with ``samples`` (replies scored so far) beside the step;
+  evaluation (:mod:`rlhf.runs.evaluation`) plus ``eval/kl``; TRL's own ``objective/*`` metrics are forwarded,
+  all into the run record (:mod:`rlhf.runs.records`) with ``samples`` (replies scored so far) beside the step;
 * a checkpoint (policy, value, optimizer and scheduler state, step) every ``save_steps`` updates and at
   the end; ``resume`` trains only the updates left after the last one and appends to the record.
 
@@ -21,7 +21,7 @@ A reply ends at its first line break: generation stops on the newline token (``s
 TRL masks everything after it out of the loss, and the reward reads the reply up to it.
 
 On CUDA the trainable models (policy, value) keep fp32 weights and train under bf16 autocast
-(``PPOConfig.bf16``; TRL's accelerator applies it to their forward passes), the reference matches the
+(TRL's ``PPOConfig.bf16``; TRL's accelerator applies it to their forward passes), the reference matches the
 policy's weights so the KL starts at zero, and a learned reward model runs in bf16. ``model_dtype:
 bfloat16`` stores all weights in bf16 instead (half the memory; small updates round away). CPU: fp32.
 """
@@ -45,18 +45,19 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from rlhf.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
-from rlhf.policy import PolicyConfig, generate_replies, load_policy, policy_path, resolve_device
-from rlhf.reward_adapter import EnvRewardModel, batched_reward_of, encode_prompts
-from rlhf.rewards import RewardModelScorer
-from rlhf.runs import RunRecord, RunSettings, finished_run, read_run, run_folder
+from rlhf.data.corpus import turns_of
+from rlhf.models.policy import PolicyConfig, context_window, generate_replies, load_policy, policy_path, resolve_device
+from rlhf.rewards.reward_model import RewardModelScorer
+from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts
+from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
+from rlhf.runs.records import RunRecord, RunSettings, finished_run, read_run, run_folder
 
 ALGO = "ppo"
 MODEL_DTYPES = ("auto", "float32", "bfloat16")
 
 
 @dataclass
-class PPORunConfig(RunSettings):
+class PPOConfig(RunSettings):
     """One PPO run: the environment (reward and prompts), the models, TRL's PPO settings, evaluation and logging.
 
     ``configs/ppo/*.yaml`` mirror these fields; ``env_kwargs`` and ``policy_kwargs`` are mappings set in YAML.
@@ -65,7 +66,7 @@ class PPORunConfig(RunSettings):
     # The environment: its reward is what PPO maximises, its contexts are the prompts.
     env_id: str = "rlhf/Dialogue-v0"
     env_kwargs: dict = field(default_factory=dict)
-    # The policy: "default" (built offline from policy_kwargs, the fields of rlhf.policy.PolicyConfig), a hub
+    # The policy: "default" (built offline from policy_kwargs, the fields of rlhf.models.policy.PolicyConfig), a hub
     # name such as "gpt2", or a folder.
     policy: str = "default"
     policy_kwargs: dict = field(default_factory=dict)
@@ -145,7 +146,7 @@ def fit_prompts(tokenizer, contexts: Sequence[Any], max_tokens: int) -> tuple[li
 
     Raises ``ValueError`` when none fits.
     """
-    ids = encode_prompts(tokenizer, [_turns(c) for c in contexts])
+    ids = encode_prompts(tokenizer, [turns_of(c) for c in contexts])
     kept = [i for i, row in enumerate(ids) if 0 < len(row) <= max_tokens]
     dropped = len(contexts) - len(kept)
     if not kept:
@@ -166,16 +167,12 @@ def same_vocabulary(a, b) -> bool:
 
 def reward_model_for(env, tokenizer, contexts: Sequence[Sequence[str]]) -> tuple[torch.nn.Module, str]:
     """What TRL scores rollouts with: the env's reward model itself when it reads the policy's tokens,
-    else :class:`~rlhf.reward_adapter.EnvRewardModel` (decode, score through the env, return the score)."""
+    else :class:`~rlhf.rewards.trl_adapter.EnvRewardModel` (decode, score through the env, return the score)."""
     reward_fn = getattr(env.unwrapped, "reward_fn", None)
     if isinstance(reward_fn, RewardModelScorer) and same_vocabulary(reward_fn.tokenizer, tokenizer):
         return reward_fn.model, f"reward model {reward_fn.path} (same tokenizer as the policy: scored on its tokens)"
     name = getattr(reward_fn, "name", type(env.unwrapped).__name__)
     return EnvRewardModel(env, tokenizer, contexts), f"env reward {name!r} through EnvRewardModel"
-
-
-def _turns(context: Any) -> tuple[str, ...]:
-    return tuple(getattr(context, "turns", context))
 
 
 def _token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
@@ -325,7 +322,7 @@ class PPORunCallback(TrainerCallback):
 class _Run:
     """What the callback needs of a run in progress."""
 
-    config: PPORunConfig
+    config: PPOConfig
     record: RunRecord
     policy: Any
     ref: Any
@@ -375,7 +372,7 @@ class _Run:
 # -- the trainer ----------------------------------------------------------------------------------------
 
 
-def _check(config: PPORunConfig) -> None:
+def _check(config: PPOConfig) -> None:
     if config.model_dtype not in MODEL_DTYPES:
         raise ValueError(f"model_dtype must be one of {MODEL_DTYPES}, got {config.model_dtype!r}")
     if config.lr_scheduler_type not in ("linear", "constant"):
@@ -390,7 +387,7 @@ def _check(config: PPORunConfig) -> None:
         )
 
 
-def _policy_config(config: PPORunConfig) -> PolicyConfig:
+def _policy_config(config: PPOConfig) -> PolicyConfig:
     known = {f.name for f in dataclasses.fields(PolicyConfig)} - {"policy"}
     unknown = sorted(set(config.policy_kwargs) - known)
     if unknown:
@@ -418,13 +415,14 @@ def _first_eval(run_dir: Path) -> dict[str, float]:
     return {}
 
 
-def train_ppo(config: PPORunConfig) -> PPOResult:
+def train_ppo(config: PPOConfig) -> PPOResult:
     """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
 
     A finished run record of the same group and name is not trained again (printed, and returned with
     ``skipped=True``); an unfinished one needs ``resume=True``.
     """
-    from trl.experimental.ppo import PPOConfig, PPOTrainer
+    from trl.experimental.ppo import PPOConfig as TRLPPOConfig
+    from trl.experimental.ppo import PPOTrainer
 
     started = time.time()
     _check(config)
@@ -464,11 +462,12 @@ def train_ppo(config: PPORunConfig) -> PPOResult:
     else:
         ref, _ = load_policy(source, device=str(device), dtype=dtype)
         ref.eval().requires_grad_(False)
-    window = getattr(policy.config, "n_positions", None) or policy.config.max_position_embeddings
-    contexts, prompt_ids = fit_prompts(tokenizer, env.unwrapped.contexts, window - config.response_length)
+    contexts, prompt_ids = fit_prompts(
+        tokenizer, env.unwrapped.contexts, context_window(policy) - config.response_length
+    )
     if len(contexts) < config.batch_size:
         raise ValueError(f"batch_size {config.batch_size} is larger than the {len(contexts)} usable prompts")
-    reward_model, reward_note = reward_model_for(env, tokenizer, [_turns(c) for c in contexts])
+    reward_model, reward_note = reward_model_for(env, tokenizer, [turns_of(c) for c in contexts])
     value = _value_model(config, env, tokenizer, source, checkpoint, dtype).to(device)
     print(f"[ppo] policy {source} on {device}; reward: {reward_note}; {len(contexts)} prompts")
 
@@ -487,7 +486,7 @@ def train_ppo(config: PPORunConfig) -> PPOResult:
 
     env_kwargs = {"heldout_fraction": 0.1, "seed": 0, **config.env_kwargs}
     eval_contexts = [
-        _turns(c)
+        turns_of(c)
         for c in held_out_contexts(
             env_kwargs.get("prompts"), config.eval_contexts, env_kwargs["heldout_fraction"], env_kwargs["seed"]
         )
@@ -495,7 +494,7 @@ def train_ppo(config: PPORunConfig) -> PPOResult:
     record = RunRecord.for_config(config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume)
     run = _Run(config, record, policy, ref, value, tokenizer, optimizer, scheduler, env, eval_contexts, total_updates)
     newline = _newline_id(tokenizer) if config.stop_at_newline else None
-    args = PPOConfig(
+    args = TRLPPOConfig(
         output_dir=str(run_dir / "trainer"),
         per_device_train_batch_size=config.batch_size,
         local_rollout_forward_batch_size=config.batch_size,
@@ -587,7 +586,7 @@ def _accelerate_settings(on_cuda: bool):
                 os.environ[key] = value
 
 
-def _value_model(config: PPORunConfig, env, tokenizer, source: str, checkpoint: Path | None, dtype: torch.dtype):
+def _value_model(config: PPOConfig, env, tokenizer, source: str, checkpoint: Path | None, dtype: torch.dtype):
     """The critic: from the checkpoint when resuming, else the reward model (``value_init: auto`` and it reads
     the policy's tokens), the policy, or a folder named by ``value_init``."""
     from transformers import AutoModelForSequenceClassification

@@ -11,7 +11,7 @@ The backbone sees only the token ids, not ``context_length``, so it finds the pr
 prompt TRL can be given is encoded here once (:func:`encode_prompts`, the same encoding as the PPO
 dataset) and stored in a token trie. In a batch, all prompts end at the same column (they are
 left-padded), so the split is the rightmost column where every row's tokens before it form a known
-prompt. The reply is decoded and cut at its first line break (:func:`rlhf.chat.parse_reply`): a
+prompt. The reply is decoded and cut at its first line break (:func:`rlhf.data.chat.parse_reply`): a
 reply is one line, whatever the policy wrote after it is not scored.
 """
 
@@ -25,14 +25,14 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput
 
-from rlhf.chat import parse_reply, render_prompt
+from rlhf.data.chat import parse_reply, render_prompt
 
 Turns = tuple[str, ...]
 _END = -1  # trie key marking "a prompt ends here"
 
 
 def encode_prompts(tokenizer, contexts: Sequence[Sequence[str]]) -> list[list[int]]:
-    """Token ids of each context's prompt (:func:`rlhf.chat.render_prompt`), without special tokens."""
+    """Token ids of each context's prompt (:func:`rlhf.data.chat.render_prompt`), without special tokens."""
     texts = [render_prompt(turns) for turns in contexts]
     return tokenizer(texts, add_special_tokens=False)["input_ids"]
 

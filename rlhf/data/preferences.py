@@ -1,12 +1,12 @@
 """Preference data: one record shape, its readers and a seeded train/held-out split.
 
 A preference record says which of two replies to the same context is better, in the toolkit's chat
-format (:mod:`rlhf.chat`)::
+format (:mod:`rlhf.data.chat`)::
 
     {"prompt": "User: Hello\\nBot:", "chosen": "Hi, nice to meet you.", "rejected": "no", "context": ["Hello"]}
 
 ``prompt`` is always ``render_prompt(context)``, so ``render_exchange(context, reply)`` — what a
-reward model is trained on and what :class:`rlhf.rewards.RewardModelScorer` scores — is
+reward model is trained on and what :class:`rlhf.rewards.base.RewardModelScorer` scores — is
 ``prompt + " " + reply + "\\n"``. Extra keys (gold scores, the labeller) ride along.
 
 Readers take JSONL, CSV and Parquet files, and Hugging Face datasets by name or local folder
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf.chat import BOT, HH_HUMAN, clean_turn, parse_dialogue, render_prompt, split_hh_transcript
+from rlhf.data.chat import BOT, HH_HUMAN, clean_turn, parse_dialogue, render_prompt, split_hh_transcript
 
 REQUIRED_COLUMNS = ("chosen", "rejected")
 PREFERENCE_COLUMNS = ("prompt", *REQUIRED_COLUMNS)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from rlhf.gold import words
-from rlhf.rewards import Context, RewardFunction, score_checked
+from rlhf.data.chat import words
+from rlhf.rewards.base import Context, RewardFunction, score_checked
 
 ENV_REWARD = "eval/env_reward"
 GOLD_REWARD = "eval/gold_reward"
@@ -27,7 +27,7 @@ EVAL_METRICS = (ENV_REWARD, GOLD_REWARD, KL, REPLY_LENGTH, DISTINCT_1, DISTINCT_
 
 def held_out_contexts(prompts: Any = None, n: int | None = 64, heldout_fraction: float = 0.1, seed: int = 0):
     """The first ``n`` held-out contexts of a prompt source (default: the corpus), the same for every run."""
-    from rlhf.prompts import load_prompts
+    from rlhf.data.prompts import load_prompts
 
     contexts = load_prompts(prompts, split="heldout", heldout_fraction=heldout_fraction, seed=seed)
     return contexts if n is None else contexts[:n]

@@ -1,0 +1,1 @@
+"""Rewards: the protocol every reward implements, gold scorers, learned reward models, the labeller, TRL's adapter."""
