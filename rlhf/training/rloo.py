@@ -27,6 +27,4 @@ def train_rloo(config: RLOOConfig) -> PolicyRunResult:
     from trl import RLOOConfig as TRLRLOOConfig
     from trl import RLOOTrainer
 
-    return train_online(
-        config, ALGO, RLOOTrainer, TRLRLOOConfig, normalize_advantages=config.normalize_advantages
-    )
+    return train_online(config, ALGO, RLOOTrainer, TRLRLOOConfig, normalize_advantages=config.normalize_advantages)
