@@ -1,6 +1,10 @@
 """The main job, ``rlhf-gym``: the whole chain on the offline default, each stage reused when done.
 
-policy → synthetic preferences → reward model → PPO → tabular Q-learning → DQN → comparison report.
+policy → synthetic preferences → reward model → PPO, GRPO, RLOO, DPO → tabular Q-learning → DQN → comparison report.
+
+The main job runs the stages in ``stages``; by default those that fit its 10-minute budget on 2 CPU cores
+(see docs/BENCHMARKS.md), the others are one flag away (``--stages`` lists them) and the job prints which
+stages it ran and which it left out.
 
 Every stage is an ordinary library call that skips itself when its output exists (the policy cache,
 the labelled preference file, the reward-model folder, each finished run record), so re-running the job
@@ -44,7 +48,9 @@ def policy_stage(config: PolicyConfig) -> str:
     return path
 
 
-STAGES = ("policy", "preferences", "reward_model", "ppo", "qlearning", "dqn", "report")
+STAGES = ("policy", "preferences", "reward_model", "ppo", "grpo", "rloo", "dpo", "qlearning", "dqn", "report")
+# What the default job runs: everything but RLOO, which would take it past 10 minutes on 2 CPU cores.
+DEFAULT_STAGES = ("policy", "preferences", "reward_model", "ppo", "grpo", "dpo", "qlearning", "dqn", "report")
 
 
 @dataclass
@@ -61,7 +67,10 @@ class PipelineConfig:
     ppo_config: str = "configs/ppo/default.yaml"
     qlearning_config: str = "configs/qlearning/default.yaml"
     dqn_config: str = "configs/dqn/default.yaml"
-    stages: list[str] = field(default_factory=lambda: list(STAGES))  # run these, in the chain's order
+    grpo_config: str = "configs/grpo/default.yaml"
+    rloo_config: str = "configs/rloo/default.yaml"
+    dpo_config: str = "configs/dpo/default.yaml"
+    stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))  # run these, in the chain's order
     report_source: str = "auto"  # "local", "wandb" or "auto" (see rlhf.runs.report.load_runs)
 
 
@@ -89,7 +98,7 @@ class _Progress:
     def run(self, name: str, fn: Callable[[], tuple[Any, str]]) -> Any:
         number = f"[{STAGES.index(name) + 1}/{len(STAGES)}]"
         if name not in self.stages:
-            self.console.print(f"[dim]{number} {name}: not in stages, skipped[/dim]")
+            self.console.print(f"[dim]{number} {name}: not in stages, skipped (add it to --stages to run it)[/dim]")
             return None
         self.console.rule(f"{number} {name}")
         started = time.time()
@@ -109,6 +118,9 @@ class _Progress:
             table.add_row(name, f"{seconds:.1f}", note)
         table.add_row("total", f"{sum(t for _, t, _ in self.times):.1f}", "")
         self.console.print(table)
+        left_out = [s for s in STAGES if s not in self.stages]
+        ran = [name for name, _, _ in self.times]
+        self.console.print(f"stages run: {', '.join(ran) or 'none'}; left out: {', '.join(left_out) or 'none'}")
 
 
 def run_pipeline(config: PipelineConfig) -> Path | None:
@@ -156,7 +168,8 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
 
     progress.run("preferences", preferences)
     reward_dir = progress.run("reward_model", reward_model) or reward_config.output_dir
-    if not (Path(reward_dir) / "config.json").is_file() and any(s in config.stages for s in STAGES[3:6]):
+    needs_reward_model = ("ppo", "grpo", "rloo", "dpo", "qlearning", "dqn")
+    if not (Path(reward_dir) / "config.json").is_file() and any(s in config.stages for s in needs_reward_model):
         raise FileNotFoundError(f"no reward model at {reward_dir}: run the reward_model stage first")
 
     def ppo() -> tuple[str, str]:
@@ -165,6 +178,34 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         ppo_config = _stage_config(PPOConfig, config.ppo_config, policy=policy_dir, **runs)
         ppo_config.env_kwargs = {**ppo_config.env_kwargs, "reward_model": reward_dir}
         result = train_ppo(ppo_config)
+        return result.run_dir, _run_note(result.run_dir, result.skipped)
+
+    def online(algo: str) -> Callable[[], tuple[str, str]]:
+        """The GRPO or RLOO stage: on the reward model, like PPO."""
+
+        def stage() -> tuple[str, str]:
+            if algo == "grpo":
+                from rlhf.training.grpo import GRPOConfig as Config
+                from rlhf.training.grpo import train_grpo as train
+            else:
+                from rlhf.training.rloo import RLOOConfig as Config
+                from rlhf.training.rloo import train_rloo as train
+            stage_config = _stage_config(Config, getattr(config, f"{algo}_config"), policy=policy_dir, **runs)
+            stage_config.env_kwargs = {**stage_config.env_kwargs, "reward_model": reward_dir}
+            result = train(stage_config)
+            return result.run_dir, _run_note(result.run_dir, result.skipped)
+
+        return stage
+
+    def dpo() -> tuple[str, str]:
+        from rlhf.training.dpo import DPOConfig, train_dpo
+
+        # The reward model's own pairs: its config and the preference folder the preferences stage wrote.
+        dpo_config = _stage_config(DPOConfig, config.dpo_config, policy=policy_dir,
+                                   preference_config=config.reward_config,
+                                   preferences_dir=reward_config.preferences_dir, **runs)  # fmt: skip
+        dpo_config.env_kwargs = {**dpo_config.env_kwargs, "reward_model": reward_dir}
+        result = train_dpo(dpo_config)
         return result.run_dir, _run_note(result.run_dir, result.skipped)
 
     def qlearning() -> tuple[str, str]:
@@ -188,6 +229,9 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         return path, str(path)
 
     progress.run("ppo", ppo)
+    progress.run("grpo", online("grpo"))
+    progress.run("rloo", online("rloo"))
+    progress.run("dpo", dpo)
     progress.run("qlearning", qlearning)
     progress.run("dqn", dqn)
     path = progress.run("report", report)
