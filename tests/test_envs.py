@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import gymnasium
@@ -293,9 +292,7 @@ def test_bad_rewards_raise(tmp_path):
         env.step("hi")
     env = DialogueEnv(reward=CallableReward(lambda c, r: {}[r], name="lookup", batched=False), gold=None)
     env.reset(seed=0)
-    with pytest.raises(
-        ValueError, match=r"reward 'lookup' raised KeyError: 'hi' on pair 0 \(context .+, reply 'hi'\)"
-    ):
+    with pytest.raises(ValueError, match=r"reward 'lookup' raised KeyError: 'hi' on pair 0 \(context .+, reply 'hi'\)"):
         env.step("hi")
     env = DialogueEnv(reward=lambda c, r: ["high"], gold=None)
     env.reset(seed=0)
@@ -420,16 +417,8 @@ print(obs.endswith("Bot:"), env.step("Hello there, friend")[1])
     assert _python(code, tmp_path).split() == ["True", "1.0"]
 
 
-def readme_example() -> str:
-    """The README's custom-env example: the first python block after its marker."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index("<!-- custom-env-example -->")
-    block = text[start:].split("```python\n", 1)[1].split("```", 1)[0]
-    return textwrap.dedent(block)
-
-
-def test_the_readme_custom_env_example_runs_in_a_fresh_interpreter(tmp_path):
-    (tmp_path / "my_envs.py").write_text(readme_example())
+def test_the_readme_custom_env_example_runs_in_a_fresh_interpreter(tmp_path, readme_custom_env):
+    (tmp_path / "my_envs.py").write_text(readme_custom_env)
     code = """
 import gymnasium
 env = gymnasium.make("my_envs:my/Polite-v0")
