@@ -69,8 +69,11 @@ def test_register_reward_env_with_its_defaults_passes_check_env():
 @pytest.mark.parametrize("kind", ["dialogue", "select"])
 def test_a_one_reply_episode_ends_terminated_not_truncated(kind):
     env = (DialogueEnv if kind == "dialogue" else DialogueSelectEnv)(**CHEAP, split="all")
-    for seed in range(20):  # corpus contexts whose recorded dialogue goes on: a time limit would truncate them
-        env.reset(seed=seed)
+    # Contexts whose recorded dialogue goes on after the reply: a time limit would truncate them.
+    going_on = [i for i in env.start_indices if env.contexts[i].rest][:20]
+    assert len(going_on) == 20
+    for index in going_on:
+        env.reset(options={"context_index": index})
         _, _, terminated, truncated, info = env.step("Fine, thanks." if kind == "dialogue" else 0)
         assert (terminated, truncated, info["user_turn"]) == (True, False, None)
 
