@@ -26,6 +26,7 @@ from rlhf.config import load_config
 from rlhf.data.chat import render_prompt
 from rlhf.models.policy import context_window, load_policy, policy_path, resolve_device
 from rlhf.runs.records import RunRecord, RunSettings, finished_run, run_folder
+from rlhf.training.checkpoints import trim_record
 from rlhf.training.online import PolicyRunResult, policy_config_of
 from rlhf.training.policy_eval import (
     EvalCallback,
@@ -34,7 +35,6 @@ from rlhf.training.policy_eval import (
     eval_contexts_of,
     first_eval,
     last_checkpoint,
-    trim_record,
 )
 
 ALGO = "dpo"
@@ -163,7 +163,7 @@ def train_dpo(config: DPOConfig) -> PolicyRunResult:
         trim_record(run_dir, checkpoint_step(checkpoint) if checkpoint else -1)
     record = RunRecord.for_config(config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume)
     evaluator = PolicyEvaluator(
-        policy, ref, tokenizer, env, eval_contexts_of(config.env_kwargs, config.eval_contexts), record,
+        policy, ref, tokenizer, env, eval_contexts_of(env, config.eval_contexts, ALGO), record,
         samples_per_context=config.eval_samples, temperature=config.temperature,
         max_new_tokens=config.response_length, seed=config.seed, num_sample_rows=config.num_sample_rows, label=ALGO,
     )  # fmt: skip

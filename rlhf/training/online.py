@@ -35,6 +35,7 @@ from rlhf.data.corpus import turns_of
 from rlhf.models.policy import PolicyConfig, context_window, load_policy, policy_path, resolve_device
 from rlhf.rewards.trl_adapter import batched_reward_of
 from rlhf.runs.records import RunRecord, RunSettings, finished_run, run_folder
+from rlhf.training.checkpoints import trim_record
 from rlhf.training.policy_eval import (
     EvalCallback,
     PolicyEvaluator,
@@ -42,7 +43,6 @@ from rlhf.training.policy_eval import (
     eval_contexts_of,
     first_eval,
     last_checkpoint,
-    trim_record,
 )
 
 
@@ -207,7 +207,7 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
             print(f"[{algo}] resuming {run_dir} from {checkpoint.name}")
     record = RunRecord.for_config(config, algo=algo, env_id=config.env_id, tags=config.tags, resume=config.resume)
     evaluator = PolicyEvaluator(
-        policy, ref, tokenizer, env, eval_contexts_of(config.env_kwargs, config.eval_contexts), record,
+        policy, ref, tokenizer, env, eval_contexts_of(env, config.eval_contexts, algo), record,
         samples_per_context=config.eval_samples, temperature=config.temperature,
         max_new_tokens=config.response_length, seed=config.seed, num_sample_rows=config.num_sample_rows, label=algo,
     )  # fmt: skip

@@ -14,7 +14,6 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from transformers import TrainerCallback
@@ -26,10 +25,20 @@ from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_context
 from rlhf.runs.records import RunRecord, read_run
 
 
-def eval_contexts_of(env_kwargs: dict[str, Any], n: int) -> list[tuple[str, ...]]:
-    """The first ``n`` held-out contexts of the env's prompt source, split as the env splits it."""
-    kwargs = {"heldout_fraction": 0.1, "seed": 0, **env_kwargs}
-    contexts = held_out_contexts(kwargs.get("prompts"), n, kwargs["heldout_fraction"], kwargs["seed"])
+def eval_contexts_of(env, n: int, label: str = "eval") -> list[tuple[str, ...]]:
+    """The first ``n`` held-out contexts of the env's own prompt source, split as the env splits it: the
+    contexts PPO and the baselines are evaluated on. An env that trains on them too (``split="all"``) or whose
+    source is too small to split is evaluated anyway, with a printed warning."""
+    unwrapped = env.unwrapped
+    try:
+        contexts = held_out_contexts(unwrapped.prompt_source, n, unwrapped.heldout_fraction, unwrapped.seed)
+    except ValueError as exc:
+        print(
+            f"[{label}] warning: evaluating on the training prompts: the env's prompts have no held-out split ({exc})"
+        )
+        return [tuple(turns_of(c)) for c in unwrapped.contexts[:n]]
+    if unwrapped.split != "train":
+        print(f"[{label}] warning: the env trains on split {unwrapped.split!r}, which holds the held-out prompts")
     return [tuple(turns_of(c)) for c in contexts]
 
 
@@ -190,22 +199,6 @@ def checkpoint_step(checkpoint: Path | None) -> int:
     if checkpoint is None:
         return 0
     return int(json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
-
-
-def trim_record(run_dir: Path, last_step: int) -> None:
-    """Drop metric and sample rows logged after ``last_step``: a resumed run redoes those steps."""
-    for name in ("metrics.jsonl", "samples.jsonl"):
-        path = run_dir / name
-        if path.is_file():
-            keep = [line for line in path.read_text().splitlines() if line.strip() and _row_step(line) <= last_step]
-            path.write_text("".join(f"{line}\n" for line in keep))
-
-
-def _row_step(line: str) -> int:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return 1 << 62  # a partial last line of a killed run: dropped
 
 
 def first_eval(run_dir: Path) -> dict[str, float]:
