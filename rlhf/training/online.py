@@ -15,13 +15,16 @@ scaled by its spread; RLOO: the mean of the other replies). This module wires th
   checkpoints are ``transformers.Trainer``'s (``<run>/checkpoints/checkpoint-N``) and ``resume`` continues
   from the last one with TRL's ``resume_from_checkpoint``.
 
-One optimizer step consumes ``batch_size`` replies (``batch_size / num_generations`` prompts) per process.
+One optimizer step consumes ``batch_size`` replies (``batch_size / num_generations`` prompts) in all: under
+``accelerate launch --num_processes N`` each process samples ``batch_size / N`` of them with its own
+environment, and the main process alone evaluates and writes the run record and the wandb run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -152,6 +155,11 @@ def check_online(config: OnlineConfig) -> None:
         )
 
 
+def process_layout() -> tuple[int, bool]:
+    """(number of processes, whether this one is the main one), from ``accelerate launch``'s environment."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
+
+
 def newline_id(tokenizer) -> int:
     """The one token id of a line break; an error when the tokenizer splits it."""
     ids = tokenizer("\n", add_special_tokens=False)["input_ids"]
@@ -176,6 +184,10 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
                                int(summary.get("steps", 0)), int(summary.get("samples", 0)), True, True)  # fmt: skip
     checkpoint = last_checkpoint(run_dir / "checkpoints") if config.resume else None
     total_updates = math.ceil(config.total_episodes / config.batch_size)
+    processes, main = process_layout()
+    if config.batch_size % (processes * config.num_generations) and processes > 1:
+        raise ValueError(f"batch_size {config.batch_size} is not a multiple of num_generations x processes "
+                         f"({config.num_generations} x {processes}): each process samples whole groups")  # fmt: skip
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -201,16 +213,23 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
     print(f"[{algo}] policy {source} on {device}; reward {reward.__name__!r} from {config.env_id}; "
           f"{len(contexts)} prompts")  # fmt: skip
 
-    if config.resume:
-        trim_record(run_dir, checkpoint_step(checkpoint) if checkpoint else -1)
-        if checkpoint:
-            print(f"[{algo}] resuming {run_dir} from {checkpoint.name}")
-    record = RunRecord.for_config(config, algo=algo, env_id=config.env_id, tags=config.tags, resume=config.resume)
-    evaluator = PolicyEvaluator(
-        policy, ref, tokenizer, env, eval_contexts_of(env, config.eval_contexts, algo), record,
-        samples_per_context=config.eval_samples, temperature=config.temperature,
-        max_new_tokens=config.response_length, seed=config.seed, num_sample_rows=config.num_sample_rows, label=algo,
-    )  # fmt: skip
+    if processes > 1:  # every process has read the record's state before the main one writes it
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+    record, evaluator = None, None
+    if main:
+        if config.resume:
+            trim_record(run_dir, checkpoint_step(checkpoint) if checkpoint else -1)
+            if checkpoint:
+                print(f"[{algo}] resuming {run_dir} from {checkpoint.name}")
+        record = RunRecord.for_config(config, algo=algo, env_id=config.env_id, tags=config.tags, resume=config.resume)
+        evaluator = PolicyEvaluator(
+            policy, ref, tokenizer, env, eval_contexts_of(env, config.eval_contexts, algo), record,
+            samples_per_context=config.eval_samples, temperature=config.temperature,
+            max_new_tokens=config.response_length, seed=config.seed, num_sample_rows=config.num_sample_rows,
+            label=algo,
+        )  # fmt: skip
     callback = EvalCallback(evaluator, config.eval_steps, total_updates, lambda step: step * config.batch_size)
     generation = {}
     if config.stop_at_newline:  # stop at the line break; pad with eos, after which TRL masks the loss
@@ -218,7 +237,7 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
                       "pad_token_id": tokenizer.eos_token_id}  # fmt: skip
     args = trl_args_cls(
         output_dir=str(run_dir / "checkpoints"),
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=config.batch_size // processes,  # the same global batch on any process count
         gradient_accumulation_steps=1,
         num_generations=config.num_generations,
         max_completion_length=config.response_length,
@@ -251,14 +270,15 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except BaseException:
-        if record.wandb_run is not None:
+        if record is not None and record.wandb_run is not None:
             record.wandb_run.finish(exit_code=1)
         raise
     finally:
         env.close()
     steps = trainer.state.global_step
-    before = callback.before or first_eval(run_dir)
+    before = callback.before or (first_eval(run_dir) if main else {})
     summary = {"before": before, "after": callback.after, "steps": steps, "samples": steps * config.batch_size,
-               "seconds": round(time.time() - started, 1)}  # fmt: skip
-    record.finish(summary)
+               "processes": processes, "seconds": round(time.time() - started, 1)}  # fmt: skip
+    if record is not None:
+        record.finish(summary)
     return PolicyRunResult(str(run_dir), before, callback.after, summary["seconds"], steps, summary["samples"], True)

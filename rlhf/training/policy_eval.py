@@ -150,11 +150,12 @@ class EvalCallback(TrainerCallback):
 
     Evaluates at step 0 (a fresh run only), every ``eval_steps`` optimizer steps and after the last one
     (``max_steps``); ``samples_of(step)`` says how many replies were scored by then. A non-finite training
-    loss stops the run with an error naming the step, instead of training on.
+    loss stops the run with an error naming the step, instead of training on. ``evaluator=None`` (a process
+    other than the main one in a multi-process run) evaluates and logs nothing.
     """
 
     def __init__(
-        self, evaluator: PolicyEvaluator, eval_steps: int, max_steps: int, samples_of: Callable[[int], int]
+        self, evaluator: PolicyEvaluator | None, eval_steps: int, max_steps: int, samples_of: Callable[[int], int]
     ) -> None:
         self.evaluator = evaluator
         self.eval_steps = eval_steps
@@ -164,26 +165,29 @@ class EvalCallback(TrainerCallback):
         self.after: dict[str, float] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step == 0:
+        if state.global_step == 0 and self.evaluator is not None:
             self.before = self.evaluator.evaluate(0, 0)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         step = state.global_step
         numbers = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
-        if "loss" in numbers and not math.isfinite(numbers["loss"]):
+        if "loss" in numbers and not math.isfinite(numbers["loss"]):  # every process stops, not only the main one
+            where = f" in {self.evaluator.record.folder}" if self.evaluator is not None else ""
             raise FloatingPointError(
-                f"{self.evaluator.label} loss is {numbers['loss']} at step {step} in {self.evaluator.record.folder}: "
+                f"training loss is {numbers['loss']} at step {step}{where}: "
                 "lower learning_rate, check the reward for extreme values, or resume from the last checkpoint"
             )
+        if self.evaluator is None:
+            return
         self.evaluator.record.log({**numbers, SAMPLES: self.samples_of(step)}, step=step)
 
     def on_step_end(self, args, state, control, **kwargs):
         step = state.global_step
-        if step % self.eval_steps == 0 and step < self.max_steps:
+        if step % self.eval_steps == 0 and step < self.max_steps and self.evaluator is not None:
             self.evaluator.evaluate(step, self.samples_of(step))
 
     def on_train_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.max_steps:
+        if state.global_step >= self.max_steps and self.evaluator is not None:
             self.after = self.evaluator.evaluate(state.global_step, self.samples_of(state.global_step))
 
 
