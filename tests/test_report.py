@@ -84,14 +84,10 @@ def test_empty_group_is_a_clear_error(tmp_path):
         build_report("void", tmp_path / "out", runs_dir=tmp_path, source="local")
 
 
-def test_script_exits_non_zero_on_an_empty_group_and_writes_a_report(group, tmp_path, capsys, monkeypatch):
-    import importlib.util
-    from pathlib import Path
+def test_report_command_exits_2_on_an_empty_group_and_writes_a_report(group, tmp_path, capsys, monkeypatch):
+    from rlhf.cli import main
 
-    script = Path(__file__).parents[1] / "scripts" / "compare_runs.py"
-    spec = importlib.util.spec_from_file_location("compare_runs", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = type("cli", (), {"main": staticmethod(lambda args: main(["report", *args]))})
     assert module.main(["--group", "void", "--runs_dir", str(tmp_path)]) == 2
     assert "no runs in group 'void'" in capsys.readouterr().err
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -32,11 +32,11 @@ WANDB_MODES = ("offline", "online", "disabled")
 class RunSettings:
     """Where and how a run is logged; each trainer's config carries these fields."""
 
-    project: str = "rlhf-gym"
-    group: str = "default"
-    run_name: str | None = None
-    wandb_mode: str = "offline"
-    runs_dir: str = "artifacts/runs"
+    project: str = "rlhf-gym"  # the wandb project
+    group: str = "default"  # the wandb group and <runs_dir>/<group>: the runs one report compares
+    run_name: str | None = None  # the run's folder and wandb name; None: the algorithm's name
+    wandb_mode: str = "offline"  # offline (wandb sync later), online (needs a key) or disabled
+    runs_dir: str = "artifacts/runs"  # run records go under it, relative to the working directory
 
 
 def _slug(text: str) -> str:
