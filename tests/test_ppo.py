@@ -98,7 +98,7 @@ def test_interrupted_run_resumes_without_repeating_steps(tmp_path, tiny_policy_c
     config = tiny_config(tmp_path, tiny_policy_config, total_episodes=32, batch_size=8, save_steps=2)
     first = train_ppo(dataclasses.replace(config, stop_after_steps=2))
     assert not first.finished and first.steps == 2
-    assert read_run(first.run_dir)["info"]["status"] == "running"
+    assert read_run(first.run_dir)["info"]["status"] == "interrupted"
     assert [p.name for p in checkpoint_dirs(first.run_dir)] == ["step-000002"]
     with pytest.raises(FileExistsError, match="--resume true"):
         train_ppo(config)

@@ -18,7 +18,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES
-from rlhf.runs.records import RunRecord
+from rlhf.runs.records import RunRecord, marks_failure
 from rlhf.training.baselines import (
     SELECT_ENV_ID,
     BaselineResult,
@@ -111,6 +111,7 @@ class TrainStatsCallback(BaseCallback):
         return True
 
 
+@marks_failure
 def train_dqn(config: DQNConfig) -> BaselineResult:
     """Train SB3's DQN on the select env, evaluate it like PPO every ``eval_every`` steps, save the model in
     its run record. Skipped when ``<runs_dir>/<group>/<run_name or "dqn">`` is a finished run record."""

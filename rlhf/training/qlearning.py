@@ -24,7 +24,7 @@ import gymnasium
 import numpy as np
 
 from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES, evaluate_replies
-from rlhf.runs.records import RunRecord
+from rlhf.runs.records import RunRecord, marks_failure
 from rlhf.training.baselines import (
     SELECT_INDEX_ENV_ID,
     BaselineResult,
@@ -109,6 +109,7 @@ def tabular_policy(
     return act
 
 
+@marks_failure
 def train_q_learning(config: QLearningConfig) -> BaselineResult:
     """Train tabular Q-learning, evaluate it like PPO every ``eval_every`` steps and write its run record.
 
