@@ -13,6 +13,7 @@ import shutil
 import sys
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from rlhf.errors import UserError
@@ -54,7 +55,8 @@ def _load(path: str, device: str) -> Speaker:
         model, tokenizer = load_policy(path, device=device)
     except ValueError as exc:
         raise UserError(f"chat: {exc}") from None
-    return Speaker(path, model, tokenizer, [])
+    short = "/".join(Path(path).parts[-2:]) if Path(path).exists() else path
+    return Speaker(short, model, tokenizer, [])
 
 
 def side_by_side(columns: list[list[str]], width: int) -> list[str]:
@@ -84,8 +86,10 @@ def chat(config: ChatConfig, input_stream: IO[str] | None = None, output_stream:
     if config.gold:
         scorers.append(("gold", resolve_reward(config.gold)))
     width = config.width or shutil.get_terminal_size((100, 24)).columns
-    names = " │ ".join(s.name for s in speakers)
-    stdout.write(f"chatting with {names}; {RESET} starts over, {QUIT} or end of input ends\n")
+    paths = [config.policy, *([config.against] if config.against else [])]
+    stdout.write("".join(f"[{i}] {path}\n" for i, path in enumerate(paths, start=1)))
+    stdout.write(f"{RESET} starts over, {QUIT} or end of input ends\n")
+    echo = not (hasattr(stdin, "isatty") and stdin.isatty())  # piped turns: show them, so the transcript reads
     turns = 0
     while True:
         stdout.write("you> ")
@@ -97,6 +101,8 @@ def chat(config: ChatConfig, input_stream: IO[str] | None = None, output_stream:
         if not line or line.strip() == QUIT:
             break
         text = " ".join(line.split())
+        if echo:
+            stdout.write(f"{text}\n")
         if not text:
             continue
         if text == RESET:
@@ -105,7 +111,7 @@ def chat(config: ChatConfig, input_stream: IO[str] | None = None, output_stream:
             stdout.write("(new dialogue)\n")
             continue
         columns = []
-        for speaker in speakers:
+        for number, speaker in enumerate(speakers, start=1):
             context = [*speaker.history, text]
             (reply,) = generate_replies(
                 speaker.model,
@@ -117,7 +123,7 @@ def chat(config: ChatConfig, input_stream: IO[str] | None = None, output_stream:
             )[0]
             speaker.history = [*context, reply]
             scores = ", ".join(f"{name} {float(fn([context], [reply])[0]):+.3f}" for name, fn in scorers)
-            columns.append([f"{speaker.name}:", f"Bot: {reply}", *([f"[{scores}]"] if scores else [])])
+            columns.append([f"[{number}] {speaker.name}", f"Bot: {reply}", *([f"[{scores}]"] if scores else [])])
         stdout.write("\n".join(side_by_side(columns, width)) + "\n")
         turns += 1
     stdout.write(f"\n{turns} turns\n")

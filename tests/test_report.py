@@ -95,3 +95,18 @@ def test_report_command_exits_2_on_an_empty_group_and_writes_a_report(group, tmp
     out = capsys.readouterr().out
     assert "reading local run records" in out and (group / "exp" / "report" / "report.md").is_file()
     assert json.loads((group / "exp" / "ppo" / "run.json").read_text())["status"] == "finished"
+
+
+def test_failed_and_interrupted_runs_are_kept_apart(tmp_path):
+    from rlhf.runs.records import FAILED, INTERRUPTED
+
+    _record(tmp_path, "ppo", kl=True)
+    for algo, status in (("dqn", FAILED), ("qlearning", INTERRUPTED)):
+        folder = _record(tmp_path, algo, finish=False)
+        record = RunRecord(folder, json.loads((folder / "run.json").read_text()))
+        record.mark(status, f"{algo} stopped")
+    text = build_report("exp", tmp_path / "out", runs_dir=tmp_path, source="local").read_text()
+    assert _row(text, "ppo")[2] == "finished"
+    assert "| dqn |" not in text and "| qlearning |" not in text  # not in the table of results
+    assert "- dqn (dqn, failed): dqn stopped" in text
+    assert "- qlearning (qlearning, interrupted): qlearning stopped" in text
