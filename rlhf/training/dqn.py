@@ -155,7 +155,7 @@ def train_dqn(config: DQNConfig) -> BaselineResult:
         if config.torch_threads > 0:
             # Batches of 64 x 576 are far too small to split: on 2 busy cores 2 threads ran 5x slower than 1.
             torch.set_num_threads(config.torch_threads)
-        model.learn(config.total_timesteps, callback=callbacks)
+        model.learn(config.total_timesteps, callback=callbacks, progress_bar=True)
     finally:
         torch.set_num_threads(threads)
     model.save(record.folder / "dqn_model.zip")

@@ -397,6 +397,8 @@ class _Run:
 def _check(config: PPOConfig) -> None:
     if config.model_dtype not in MODEL_DTYPES:
         raise ValueError(f"model_dtype must be one of {MODEL_DTYPES}, got {config.model_dtype!r}")
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0 (it is {config.learning_rate}): PPO would not change the policy")
     if config.lr_scheduler_type not in ("linear", "constant"):
         raise ValueError(f"lr_scheduler_type must be 'linear' or 'constant', got {config.lr_scheduler_type!r}")
     for name in ("total_episodes", "batch_size", "num_mini_batches", "num_ppo_epochs", "response_length",

@@ -75,7 +75,9 @@ def q_learning(
     rng = np.random.default_rng(config.seed)
     env.action_space.seed(config.seed)
     state, _ = env.reset(seed=config.seed)
-    for step in range(1, config.total_steps + 1):
+    from tqdm.auto import tqdm
+
+    for step in tqdm(range(1, config.total_steps + 1), desc="qlearning", unit="step", mininterval=1.0):
         epsilon = linear_schedule(
             step, config.total_steps, config.epsilon_start, config.epsilon_end, config.exploration_fraction
         )
