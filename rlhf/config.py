@@ -83,7 +83,6 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         raise ConfigError(
             f"command-line overrides {list(overrides)} for {cls.__name__}: {exc}; known: {known}"
         ) from exc
-    _check_override_types(cls, config, args)
     if path is not None:
         _resolve_config_paths(config, data, path)
     return config
@@ -98,15 +97,6 @@ def _check_override_names(cls: type, args: Sequence[str]) -> None:
             f"unknown command-line option(s) {', '.join('--' + n for n in unknown)} for {cls.__name__}; "
             f"known: {sorted(known - {'config'})} (rlhf-gym <command> --help lists them)"
         )
-
-
-def _check_override_types(cls: type, config: Any, args: Sequence[str]) -> None:
-    """argparse turns "8.5" for an int field into an error already; a float given for an int is caught here."""
-    for f in dataclasses.fields(cls):
-        if f"--{f.name}" in args:
-            problem = _type_problem(_field_type(cls, f.name), getattr(config, f.name))
-            if problem:
-                raise ConfigError(f"command-line override --{f.name}: {problem}")
 
 
 def _field_type(cls: type, name: str) -> Any:

@@ -207,12 +207,14 @@ def _run_note(run_dir: str, skipped: bool) -> str:
     return f"{'reused' if skipped else 'trained'} {run_dir} {numbers}".strip()
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """The whole chain: ``rlhf-gym [--config FILE] [--field value ...]`` (see :mod:`rlhf.cli`)."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """The whole chain: ``rlhf-gym [--config FILE] [--field value ...]`` (see :mod:`rlhf.cli`); the exit status."""
     from rlhf.cli import main as cli_main
 
-    cli_main(list(argv) if argv is not None else None)
+    return cli_main(list(argv) if argv is not None else None)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(main())

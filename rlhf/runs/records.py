@@ -207,12 +207,12 @@ def marks_failure(train: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(train)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        opened_before = len(_open_records)
+        opened_before = {id(r) for r in _open_records}
         try:
             return train(*args, **kwargs)
         except BaseException as exc:
             interrupted = isinstance(exc, KeyboardInterrupt)
-            for record in list(_open_records[opened_before:]):
+            for record in [r for r in _open_records if id(r) not in opened_before]:
                 if record.info.get("status") == "running":
                     record.mark(INTERRUPTED if interrupted else FAILED, f"{type(exc).__name__}: {exc}"[:500])
             raise
