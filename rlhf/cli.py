@@ -12,6 +12,7 @@ is wrong) prints one line and exits with status 2; ``--debug`` shows its traceba
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -343,6 +344,9 @@ def help_text(command: Command) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rlhf-gym``; returns the exit status (0, 2 for a user error, 130 for Ctrl-C)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # As for ``python -m``: modules in the working directory import, so --env_id my_envs:my/Polite-v0 works.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
     command = PIPELINE

@@ -2,7 +2,10 @@
 
 Every config in ``configs/`` mirrors one dataclass field for field. ``TrlParser`` already merges a
 YAML file and ``--field value`` overrides onto dataclasses; this module adds errors that name the
-file and the key at fault, checks each value's type against its field before ``TrlParser`` sees it (so a
+file and the key at fault, and overrides of mapping fields (``env_kwargs``), which argparse cannot
+parse: ``--env_kwargs '{"reward": "length"}'`` (JSON, replaces the mapping) and ``--env_kwargs.reward_model
+path`` (one key, merged into it; the value is read as JSON when it parses, else as text). It checks each
+value's type against its field before ``TrlParser`` sees it (so a
 bad YAML value is blamed on the YAML file, not on the command line), finds the default configs that ship
 inside the package (``rlhf.configs``) from any directory, and describes a dataclass's fields for ``--help``.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import types
 import typing
 from collections.abc import Sequence
@@ -62,8 +66,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     """
     from trl import TrlParser
 
-    args = list(overrides)
-    _check_override_names(cls, args)
+    _check_override_names(cls, overrides)
+    args, mapping_edits = _mapping_overrides(cls, list(overrides))
     data: dict[str, Any] = {}
     if path is not None:
         path = config_file(path)
@@ -83,9 +87,75 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         raise ConfigError(
             f"command-line overrides {list(overrides)} for {cls.__name__}: {exc}; known: {known}"
         ) from exc
+    for name, keys, value in mapping_edits:  # in command-line order: a JSON mapping, then keys on top of it
+        if not keys:
+            setattr(config, name, value)
+            continue
+        mapping = dict(getattr(config, name) or {})
+        inner = mapping
+        for key in keys[:-1]:
+            inner[key] = dict(inner[key]) if isinstance(inner.get(key), dict) else {}
+            inner = inner[key]
+        inner[keys[-1]] = value
+        setattr(config, name, mapping)
     if path is not None:
         _resolve_config_paths(config, data, path)
     return config
+
+
+def _is_mapping_field(field: dataclasses.Field) -> bool:
+    hint = field.type
+    if isinstance(hint, str):
+        return hint.split("[", 1)[0].strip() in ("dict", "Dict")
+    return hint is dict or getattr(hint, "__origin__", None) is dict
+
+
+def _mapping_overrides(cls: type, args: list[str]) -> tuple[list[str], list[tuple[str, list[str], object]]]:
+    """Take ``--field JSON`` and ``--field.key value`` for mapping fields out of ``args``.
+
+    Returns the other arguments (for ``TrlParser``) and the edits ``(field, keys, value)`` in order.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    mappings = sorted(name for name, f in fields.items() if _is_mapping_field(f))
+    rest: list[str] = []
+    edits: list[tuple[str, list[str], object]] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        flag, eq, inline = arg.partition("=")
+        name, dot, dotted = flag[2:].partition(".") if flag.startswith("--") else ("", "", "")
+        if name not in fields or (name not in mappings and not dot):
+            rest.append(arg)
+            i += 1
+            continue
+        if name not in mappings:
+            raise ConfigError(f"{flag}: {name!r} is not a mapping, so it takes no dotted key; mappings: {mappings}")
+        if eq:
+            value, i = inline, i + 1
+        elif i + 1 < len(args):
+            value, i = args[i + 1], i + 2
+        else:
+            raise ConfigError(f"{flag} needs a value")
+        if dot:
+            keys = dotted.split(".")
+            if not all(keys):
+                raise ConfigError(f"{flag}: empty key in the dotted name")
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = value  # a path or a name: text as typed
+            edits.append((name, keys, parsed))
+            continue
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f'{flag}: expected a JSON object such as \'{{"reward": "length"}}\', got {value!r} ({exc.msg})'
+            ) from None
+        if not isinstance(parsed, dict):
+            raise ConfigError(f"{flag}: expected a JSON object (a mapping), got {type(parsed).__name__} {value!r}")
+        edits.append((name, [], parsed))
+    return rest, edits
 
 
 def _check_override_names(cls: type, args: Sequence[str]) -> None:
