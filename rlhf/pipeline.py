@@ -131,6 +131,8 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         **runs,
     )
 
+    reward_config = _check_one_split(config, policy_config, reward_config)
+
     def policy() -> tuple[str, str]:
         path = policy_stage(policy_config)
         return path, path
@@ -195,6 +197,43 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
     if path is not None:
         progress.console.print(f"\n[bold]report:[/bold] {path}")
     return path
+
+
+def _check_one_split(config: PipelineConfig, policy_config: PolicyConfig, reward_config):
+    """One train/held-out split of the contexts for every stage, or a :class:`ConfigError` naming the files.
+
+    The policy pre-trains, the labeller labels and PPO, Q-learning and DQN train on the training side; all
+    evaluate on the held-out side. A stage with another ``heldout_fraction``/``seed`` would train on
+    another stage's evaluation contexts. Returns the reward config pointed at the env's prompt source.
+    """
+    import inspect
+
+    from envs.dialogue import DialogueEnv
+    from rlhf.training.dqn import DQNConfig
+    from rlhf.training.ppo import PPOConfig
+    from rlhf.training.qlearning import QLearningConfig
+
+    env_defaults = inspect.signature(DialogueEnv).parameters
+    ppo = _stage_config(PPOConfig, config.ppo_config).env_kwargs
+    ppo_split = tuple(ppo.get(k, env_defaults[k].default) for k in ("heldout_fraction", "seed"))
+    splits = {
+        f"{config.policy_config} (heldout_fraction, seed)": (policy_config.heldout_fraction, policy_config.seed),
+        f"{config.reward_config} (context_heldout_fraction, context_seed)": (
+            reward_config.context_heldout_fraction,
+            reward_config.context_seed,
+        ),
+        f"{config.ppo_config} (env_kwargs.heldout_fraction, env_kwargs.seed)": ppo_split,
+    }
+    for path, cls in ((config.qlearning_config, QLearningConfig), (config.dqn_config, DQNConfig)):
+        stage = _stage_config(cls, path)
+        splits[f"{path} (heldout_fraction, seed)"] = (stage.heldout_fraction, stage.seed)
+    if len(set(splits.values())) > 1:
+        shown = "; ".join(f"{where}: {split}" for where, split in splits.items())
+        raise ConfigError(
+            f"the stages split the contexts differently, so one would train on another's evaluation contexts: "
+            f"{shown}. Set the same heldout_fraction and seed in each"
+        )
+    return dataclasses.replace(reward_config, prompts=ppo.get("prompts"))
 
 
 def _run_note(run_dir: str, skipped: bool) -> str:

@@ -61,6 +61,11 @@ class RewardModelConfig(RunSettings):
     heldout_fraction: float = 0.2
     preferences_dir: str = "artifacts/preferences"
     # Synthetic labeller (preferences: synthetic); the gold scorer also grades the held-out replies.
+    # It labels only the training side of the environments' context split (their heldout_fraction and seed)
+    # and none of the held-out prompts of the env's own prompt source, so evaluation contexts stay unseen.
+    context_heldout_fraction: float = 0.1
+    context_seed: int = 0
+    prompts: str | None = None  # the env's prompt source (None: the corpus)
     gold: str = "default"
     num_contexts: int = 800
     samples_per_context: int = 4
@@ -127,6 +132,9 @@ def label_preferences(config: RewardModelConfig, policy: str | None = None) -> P
         max_new_tokens=config.max_new_tokens,
         temperature=config.temperature,
         seed=config.seed,
+        heldout_fraction=config.context_heldout_fraction,
+        split_seed=config.context_seed,
+        prompts=config.prompts,
         device=config.device,
     )
 
