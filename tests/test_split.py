@@ -58,3 +58,17 @@ def test_a_fraction_that_empties_a_side_is_refused(tmp_path, fraction, side):
     path.write_text("one\ntwo\nthree\nfour\n")
     with pytest.raises(ValueError, match=rf"few\.txt.*heldout_fraction {fraction} of 4 distinct prompts leaves {side}"):
         load_prompts(path, "heldout", heldout_fraction=fraction)
+
+
+def test_ppo_evaluates_a_registered_env_on_its_own_held_out_prompts():
+    import gymnasium
+    from rlhf.envs import register_reward_env
+
+    from rlhf.training.ppo import env_held_out_contexts
+
+    prompts = [f"Tell me about topic number {i}" for i in range(30)]
+    env_id = register_reward_env("rlhf-test/OwnPrompts-v0", "default", prompts=prompts)
+    env = gymnasium.make(env_id)
+    held_out = env_held_out_contexts(env_id, {}, env)
+    assert [c.turns for c in held_out] == [c.turns for c in load_prompts(prompts, "heldout")]
+    assert keys(held_out).isdisjoint(keys(env.unwrapped.contexts))  # not the corpus, not its training prompts
