@@ -70,6 +70,7 @@ def label_synthetic_preferences(
     heldout_fraction: float = 0.1,
     split_seed: int = 0,
     prompts: Any = None,
+    policy_fingerprint: str | None = None,
     device: str = "auto",
 ) -> Path:
     """Label synthetic preferences with a gold scorer and return the JSONL file (reused when it exists).
@@ -98,6 +99,7 @@ def label_synthetic_preferences(
         heldout_fraction=heldout_fraction,
         split_seed=split_seed,
         prompts=None if prompts is None else str(prompts),
+        policy_fingerprint=policy_fingerprint,  # a rebuilt policy at the same path labels afresh
     )
     path = Path(output_dir) / synthetic_file_name(policy, **settings)
     if path.is_file():

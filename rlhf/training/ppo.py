@@ -53,6 +53,7 @@ from rlhf.models.policy import PolicyConfig, context_window, load_policy, policy
 from rlhf.rewards.reward_model import RewardModelScorer
 from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts, read_reply, stop_token_ids
 from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies
+from rlhf.runs.fingerprint import stage_fingerprint
 from rlhf.runs.records import RunRecord, RunSettings, finished_run, read_run, run_folder
 
 ALGO = "ppo"
@@ -262,6 +263,16 @@ def sample_replies(
         for row, mask in zip(query_responses, visible, strict=True)
     ]
     return replies, query_responses, width
+
+
+def env_identity(env_id: str) -> dict[str, Any]:
+    """A registered env as data for a run's fingerprint: its id, entry point and registered kwargs."""
+    import gymnasium
+
+    spec = gymnasium.registry.get(env_id)
+    if spec is None:
+        return {"id": env_id}
+    return {"id": env_id, "entry_point": str(spec.entry_point), "kwargs": dict(spec.kwargs)}
 
 
 def env_held_out_contexts(env_id: str, env_kwargs: dict[str, Any], env) -> list[Any]:
@@ -493,8 +504,9 @@ def _first_eval(run_dir: Path) -> dict[str, float]:
 def train_ppo(config: PPOConfig) -> PPOResult:
     """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
 
-    A finished run record of the same group and name is not trained again (printed, and returned with
-    ``skipped=True``); an unfinished one needs ``resume=True``.
+    A finished run record of the same group and name made by the same config and inputs is not trained
+    again (printed, and returned with ``skipped=True``); one made otherwise is moved aside and the run redone
+    (:func:`rlhf.runs.records.finished_run`); an unfinished one needs ``resume=True``.
     """
     from trl.experimental.ppo import PPOConfig as TRLPPOConfig
     from trl.experimental.ppo import PPOTrainer
@@ -502,7 +514,13 @@ def train_ppo(config: PPOConfig) -> PPOResult:
     started = time.time()
     _check(config)
     run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
-    finished = finished_run(run_dir, resume=config.resume, resume_hint="pass --resume true to continue it")
+    # What makes this run: its config, the policy it starts from, the env (reward model, prompts) it trains on.
+    fingerprint = stage_fingerprint(
+        config, algo=ALGO, policy=policy_path(_policy_config(config)), env=env_identity(config.env_id)
+    )
+    finished = finished_run(
+        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
+    )
     if finished is not None:
         return _finished_result(run_dir, finished["summary"])
     checkpoint = checkpoint_dirs(run_dir)[-1] if config.resume and checkpoint_dirs(run_dir) else None
@@ -566,7 +584,9 @@ def train_ppo(config: PPOConfig) -> PPOResult:
 
     eval_contexts = [turns_of(c) for c in env_held_out_contexts(config.env_id, config.env_kwargs, env)]
     eval_contexts = eval_contexts[: config.eval_contexts]
-    record = RunRecord.for_config(config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume)
+    record = RunRecord.for_config(
+        config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
+    )
     run = _Run(config, record, policy, ref, value, tokenizer, optimizer, scheduler, env, eval_contexts, total_updates,
                stop_ids)  # fmt: skip
     newline = _newline_id(tokenizer) if config.stop_at_newline else None

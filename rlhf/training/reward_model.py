@@ -39,6 +39,7 @@ from rlhf.rewards.base import RewardFunction
 from rlhf.rewards.labeller import label_synthetic_preferences
 from rlhf.rewards.resolve import resolve_reward
 from rlhf.rewards.reward_model import RewardModelScorer
+from rlhf.runs.fingerprint import FINGERPRINT_FILE, artefact_fingerprint, differences, stage_fingerprint
 from rlhf.runs.records import RunRecord, RunSettings, run_folder
 
 SYNTHETIC = "synthetic"
@@ -101,14 +102,6 @@ class RewardModelReport:
     reused: bool
 
 
-# Fields that do not change the trained model: a reward model trained under other values is reused.
-_RUN_FIELDS = {f.name for f in dataclasses.fields(RunSettings)} | {"device"}
-
-
-def _identity(config: RewardModelConfig) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in _RUN_FIELDS}
-
-
 def resolve_policy(config: RewardModelConfig) -> str:
     """Folder or name of the policy: the offline default is built (or reused) from ``policy_config``."""
     if config.policy != DEFAULT_POLICY:
@@ -119,8 +112,9 @@ def resolve_policy(config: RewardModelConfig) -> str:
 
 def label_preferences(config: RewardModelConfig, policy: str | None = None) -> Path:
     """The synthetic preference file for ``config`` (labelled now, or reused from ``preferences_dir``)."""
+    policy = policy or resolve_policy(config)
     return label_synthetic_preferences(
-        policy or resolve_policy(config),
+        policy,
         config.preferences_dir,
         gold=config.gold,
         num_contexts=config.num_contexts,
@@ -135,6 +129,7 @@ def label_preferences(config: RewardModelConfig, policy: str | None = None) -> P
         heldout_fraction=config.context_heldout_fraction,
         split_seed=config.context_seed,
         prompts=config.prompts,
+        policy_fingerprint=artefact_fingerprint(policy),
         device=config.device,
     )
 
@@ -216,20 +211,25 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     trained under the same settings."""
     output = Path(config.output_dir)
     eval_file = output / "eval.json"
-    if eval_file.is_file() and (output / "reward_config.json").is_file():
-        if json.loads((output / "reward_config.json").read_text()) == _identity(config):
-            report = RewardModelReport(**json.loads(eval_file.read_text()))
-            report.path, report.reused = str(output), True
-            print(f"reusing reward model {output}")
-            return report
-        print(f"{output} holds a reward model trained under other settings: training afresh")
-
     started = time.time()
     needs_policy = config.preferences == SYNTHETIC or config.base_model == POLICY_BACKBONE
     policy = resolve_policy(config) if needs_policy else None
+    # What makes this model: its config, the preference file (labelled now, or reused) and the base model.
+    preferences = label_preferences(config, policy) if config.preferences == SYNTHETIC else config.preferences
+    base = policy if config.base_model == POLICY_BACKBONE else config.base_model
+    fingerprint = stage_fingerprint(config, preferences=str(preferences), base_model=base)
+    stored_file = output / FINGERPRINT_FILE
+    if eval_file.is_file() and stored_file.is_file():
+        stored = json.loads(stored_file.read_text())
+        if stored.get("fingerprint") == fingerprint["fingerprint"]:
+            report = RewardModelReport(**json.loads(eval_file.read_text()))
+            report.path, report.reused = str(output), True
+            print(f"reusing reward model {output}: same settings and inputs")
+            return report
+        print(f"{output} holds a reward model made otherwise ({differences(stored, fingerprint)}): training afresh")
+
     train, heldout, stats, source = load_preference_split(config, policy)
     print(f"{stats}; {len(train)} train / {len(heldout)} held-out pairs")
-    base = policy if config.base_model == POLICY_BACKBONE else config.base_model
     model, tokenizer = load_reward_base(base, config.tokenizer, config.seed)
 
     record = RunRecord.for_config(
@@ -257,7 +257,8 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
         reused=False,
     )
     eval_file.write_text(json.dumps(dataclasses.asdict(report), indent=2))
-    (output / "reward_config.json").write_text(json.dumps(_identity(config), indent=2))
+    # Written last: a folder without it (an interrupted run) is never reused. Downstream stages key on it.
+    stored_file.write_text(json.dumps(fingerprint, indent=2))
     metrics = {
         "eval/pairwise_accuracy": accuracy,
         "eval/spearman": rank_correlation,
