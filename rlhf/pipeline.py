@@ -2,9 +2,11 @@
 
 policy → synthetic preferences → reward model → PPO → tabular Q-learning → DQN → comparison report.
 
-Every stage is an ordinary library call that skips itself when its output exists (the policy cache,
-the labelled preference file, the reward-model folder, each finished run record), so re-running the job
-after an interruption redoes only what is missing, and any stage runs alone through its own script.
+Every stage is an ordinary library call that reuses its output when it exists and was made by the same
+config and inputs (:mod:`rlhf.runs.fingerprint`: the policy cache, the labelled preference file, the
+reward-model folder, each finished run record), so re-running the job after an interruption redoes only
+what is missing, a changed setting redoes its stage and what depends on it, and any stage runs alone
+through its own script. Every stage uses one split of the contexts (checked before anything runs).
 The runs share one wandb project and ``group``; the report compares that group. All outputs go under
 ``artifacts_dir`` (policy cache, preferences, reward model) and ``runs_dir`` (run records, report).
 """
@@ -208,7 +210,7 @@ def _check_one_split(config: PipelineConfig, policy_config: PolicyConfig, reward
     """
     import inspect
 
-    from envs.dialogue import DialogueEnv
+    from rlhf.envs.dialogue import DialogueEnv
     from rlhf.training.dqn import DQNConfig
     from rlhf.training.ppo import PPOConfig
     from rlhf.training.qlearning import QLearningConfig

@@ -60,7 +60,7 @@ def build_rewards(config: SelectEnvConfig) -> tuple[RewardFunction, RewardFuncti
 
 def make_select_env(config: SelectEnvConfig, env_id: str, split: str, rewards, **kwargs: Any) -> gymnasium.Env:
     """``gymnasium.make(env_id)`` on ``split`` with the config's prompts, seed and K, sharing ``rewards``."""
-    from envs import register_envs
+    from rlhf.envs import register_envs
 
     register_envs()
     reward, gold = rewards
