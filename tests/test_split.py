@@ -72,3 +72,18 @@ def test_ppo_evaluates_a_registered_env_on_its_own_held_out_prompts():
     held_out = env_held_out_contexts(env_id, {}, env)
     assert [c.turns for c in held_out] == [c.turns for c in load_prompts(prompts, "heldout")]
     assert keys(held_out).isdisjoint(keys(env.unwrapped.contexts))  # not the corpus, not its training prompts
+
+
+def test_pipeline_refuses_stages_that_split_the_contexts_differently(tmp_path):
+    from rlhf.config import ConfigError
+    from rlhf.models.policy import PolicyConfig
+    from rlhf.pipeline import PipelineConfig, _check_one_split
+    from rlhf.training.reward_model import RewardModelConfig
+
+    dqn = tmp_path / "dqn.yaml"
+    dqn.write_text("heldout_fraction: 0.2\n")
+    config = PipelineConfig(dqn_config=str(dqn))
+    with pytest.raises(ConfigError, match=rf"{dqn} \(heldout_fraction, seed\): \(0.2, 0\)"):
+        _check_one_split(config, PolicyConfig(), RewardModelConfig())
+    same = _check_one_split(PipelineConfig(), PolicyConfig(), RewardModelConfig())
+    assert same.prompts is None  # the labeller is told the env's prompt source (here the corpus)
