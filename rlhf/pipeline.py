@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf.config import ConfigError, load_config, parse_script_args
+from rlhf.config import ConfigError, load_config
 from rlhf.data.corpus import corpus_contexts
 from rlhf.models.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, generate_replies, load_policy, policy_path
 
@@ -58,6 +58,7 @@ class PipelineConfig:
     wandb_mode: str = "offline"
     runs_dir: str = "artifacts/runs"
     artifacts_dir: str = "artifacts"  # policy cache, preferences and reward model go under it
+    # Each stage's config file: "configs/…" is the copy shipped in the package unless it exists from here.
     policy_config: str = "configs/policy/default.yaml"
     reward_config: str = "configs/reward/default.yaml"
     ppo_config: str = "configs/ppo/default.yaml"
@@ -68,12 +69,9 @@ class PipelineConfig:
 
 
 def _stage_config(cls: type, path: str, **overrides: Any):
-    """``cls`` from the YAML at ``path`` (its defaults when there is no such file), with ``overrides`` applied."""
-    if Path(path).is_file():
-        config = load_config(cls, path)
-    else:
-        print(f"  no config file {path}: using {cls.__name__}'s defaults")
-        config = cls()
+    """``cls`` from the YAML at ``path`` (a missing file is an error: the stage would run on other settings),
+    with ``overrides`` applied."""
+    config = load_config(cls, path)
     known = {f.name for f in dataclasses.fields(cls)}
     return dataclasses.replace(config, **{k: v for k, v in overrides.items() if k in known})
 
@@ -139,9 +137,11 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         path = policy_stage(policy_config)
         return path, path
 
-    # Later stages need the policy's folder even when its stage is not run: the cache lookup is cheap.
-    policy_dir = progress.run("policy", policy) or policy_path(policy_config)
-    reward_config = dataclasses.replace(reward_config, policy=policy_dir)
+    # Later stages need the policy's folder even when its stage is not run; a run of the report alone does not.
+    policy_dir = progress.run("policy", policy)
+    if policy_dir is None and any(s in config.stages for s in STAGES[1:4]):
+        policy_dir = policy_path(policy_config)
+    reward_config = dataclasses.replace(reward_config, policy=policy_dir or reward_config.policy)
 
     def preferences() -> tuple[Path | None, str]:
         from rlhf.training.reward_model import SYNTHETIC, label_preferences
@@ -211,24 +211,29 @@ def _check_one_split(config: PipelineConfig, policy_config: PolicyConfig, reward
     import inspect
 
     from rlhf.envs.dialogue import DialogueEnv
+    from rlhf.envs.registration import dialogue_env_kwargs
+    from rlhf.training.baselines import dialogue_settings
     from rlhf.training.dqn import DQNConfig
     from rlhf.training.ppo import PPOConfig
     from rlhf.training.qlearning import QLearningConfig
 
     env_defaults = inspect.signature(DialogueEnv).parameters
-    ppo = _stage_config(PPOConfig, config.ppo_config).env_kwargs
-    ppo_split = tuple(ppo.get(k, env_defaults[k].default) for k in ("heldout_fraction", "seed"))
+
+    def env_split(settings: dict[str, Any]) -> tuple[float, int]:
+        return tuple(settings.get(k, env_defaults[k].default) for k in ("heldout_fraction", "seed"))
+
+    ppo_config = _stage_config(PPOConfig, config.ppo_config)
+    ppo = {**dialogue_env_kwargs(ppo_config.env_id), **ppo_config.env_kwargs}
     splits = {
         f"{config.policy_config} (heldout_fraction, seed)": (policy_config.heldout_fraction, policy_config.seed),
         f"{config.reward_config} (context_heldout_fraction, context_seed)": (
             reward_config.context_heldout_fraction,
             reward_config.context_seed,
         ),
-        f"{config.ppo_config} (env_kwargs.heldout_fraction, env_kwargs.seed)": ppo_split,
+        f"{config.ppo_config} (the env's heldout_fraction, seed)": env_split(ppo),
     }
     for path, cls in ((config.qlearning_config, QLearningConfig), (config.dqn_config, DQNConfig)):
-        stage = _stage_config(cls, path)
-        splits[f"{path} (heldout_fraction, seed)"] = (stage.heldout_fraction, stage.seed)
+        splits[f"{path} (heldout_fraction, seed)"] = env_split(dialogue_settings(_stage_config(cls, path)))
     if len(set(splits.values())) > 1:
         shown = "; ".join(f"{where}: {split}" for where, split in splits.items())
         raise ConfigError(
@@ -248,15 +253,14 @@ def _run_note(run_dir: str, skipped: bool) -> str:
     return f"{'reused' if skipped else 'trained'} {run_dir} {numbers}".strip()
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``rlhf-gym``: ``rlhf-gym [--config configs/pipeline/default.yaml] [--field value ...]``."""
-    import sys
+def main(argv: Sequence[str] | None = None) -> int:
+    """The whole chain: ``rlhf-gym [--config FILE] [--field value ...]`` (see :mod:`rlhf.cli`); the exit status."""
+    from rlhf.cli import main as cli_main
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--config" not in args and Path("configs/pipeline/default.yaml").is_file():
-        args = ["--config", "configs/pipeline/default.yaml", *args]
-    run_pipeline(parse_script_args(PipelineConfig, args))
+    return cli_main(list(argv) if argv is not None else None)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(main())

@@ -64,14 +64,14 @@ def test_ppo_evaluates_a_registered_env_on_its_own_held_out_prompts():
     import gymnasium
     from rlhf.envs import register_reward_env
 
-    from rlhf.training.ppo import env_held_out_contexts
+    from rlhf.training.ppo import evaluation_contexts
 
     prompts = [f"Tell me about topic number {i}" for i in range(30)]
     env_id = register_reward_env("rlhf-test/OwnPrompts-v0", "default", prompts=prompts)
     env = gymnasium.make(env_id)
-    held_out = env_held_out_contexts(env_id, {}, env)
-    assert [c.turns for c in held_out] == [c.turns for c in load_prompts(prompts, "heldout")]
-    assert keys(held_out).isdisjoint(keys(env.unwrapped.contexts))  # not the corpus, not its training prompts
+    held_out = evaluation_contexts(env, 64)
+    assert held_out == [c.turns for c in load_prompts(prompts, "heldout")]
+    assert keys(load_prompts(held_out, "all")).isdisjoint(keys(env.unwrapped.contexts))  # its own, none trained on
 
 
 def test_pipeline_refuses_stages_that_split_the_contexts_differently(tmp_path):

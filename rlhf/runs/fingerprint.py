@@ -62,6 +62,20 @@ def artefact_fingerprint(ref: str | os.PathLike) -> str:
     return f"name:{ref}"
 
 
+def env_identity(env_id: str) -> dict[str, Any]:
+    """A registered env as data for a run's fingerprint: its id, entry point and registered kwargs."""
+    import gymnasium
+
+    from rlhf.envs.registration import resolve_env_id
+
+    try:
+        env_id = resolve_env_id(env_id)  # "module:id" imports module, which registers id
+    except ValueError:
+        return {"id": env_id}  # make_env names the unknown id, with the registered ones
+    spec = gymnasium.registry[env_id]
+    return {"id": env_id, "entry_point": str(spec.entry_point), "kwargs": dict(spec.kwargs)}
+
+
 def _results_only(values: Any) -> Any:
     """``values`` without the :data:`NOT_RESULTS` keys, at any depth (``policy_kwargs.cache_dir`` too)."""
     if isinstance(values, dict):

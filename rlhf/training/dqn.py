@@ -18,13 +18,14 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES
-from rlhf.runs.records import RunRecord
+from rlhf.runs.records import RunRecord, marks_failure
 from rlhf.training.baselines import (
     SELECT_ENV_ID,
     BaselineResult,
     HeldOutEvaluation,
     SelectEnvConfig,
     build_rewards,
+    dialogue_settings,
     finished_result,
     make_select_env,
     run_fingerprint,
@@ -112,6 +113,7 @@ class TrainStatsCallback(BaseCallback):
         return True
 
 
+@marks_failure
 def train_dqn(config: DQNConfig) -> BaselineResult:
     """Train SB3's DQN on the select env, evaluate it like PPO every ``eval_every`` steps, save the model in
     its run record. Skipped when ``<runs_dir>/<group>/<run_name or "dqn">`` is a finished run record."""
@@ -122,10 +124,11 @@ def train_dqn(config: DQNConfig) -> BaselineResult:
     if done is not None:
         return done
     started = time.time()
-    rewards = build_rewards(config)
+    settings = dialogue_settings(config)
+    rewards = build_rewards(settings)
     features = dict(observation="features", feature_dim=config.feature_dim)
-    env = make_select_env(config, SELECT_ENV_ID, "train", rewards, num_contexts=config.num_contexts, **features)
-    heldout_env = make_select_env(config, SELECT_ENV_ID, "heldout", rewards, **features)
+    env = make_select_env(config, SELECT_ENV_ID, False, rewards, settings, num_contexts=config.num_contexts, **features)
+    heldout_env = make_select_env(config, SELECT_ENV_ID, True, rewards, settings, **features)
     pairs = env.unwrapped.prefill_scores()
     evaluate = HeldOutEvaluation(heldout_env, config)
 
@@ -156,7 +159,7 @@ def train_dqn(config: DQNConfig) -> BaselineResult:
         if config.torch_threads > 0:
             # Batches of 64 x 576 are far too small to split: on 2 busy cores 2 threads ran 5x slower than 1.
             torch.set_num_threads(config.torch_threads)
-        model.learn(config.total_timesteps, callback=callbacks)
+        model.learn(config.total_timesteps, callback=callbacks, progress_bar=True)
     finally:
         torch.set_num_threads(threads)
     model.save(record.folder / "dqn_model.zip")

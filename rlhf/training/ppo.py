@@ -7,16 +7,18 @@ the toolkit's pieces into it:
   ``use_peft`` the policy gets a LoRA adapter and the reference is the same model with it disabled;
 * a value model from the reward-model folder when the env's reward is one that reads the policy's
   tokens, else from the policy (a fresh one-output head);
-* prompts and reward from the registered environment ``env_id`` (``gymnasium.make(env_id, **env_kwargs)``):
-  its ``contexts`` are the prompts; its batched reward reaches TRL through
+* prompts and reward from the registered environment ``env_id`` (``gymnasium.make(env_id, **env_kwargs)``;
+  ``"module:id"`` imports ``module`` first): the env keeps the reward, prompts and gold it was registered
+  with unless ``env_kwargs`` names one; its ``contexts`` are the prompts (drawn with replacement when fewer
+  than a batch); its batched reward reaches TRL through
   :class:`rlhf.rewards.trl_adapter.EnvRewardModel`, always, so PPO optimises exactly the reward the evaluation
   reports (``env.unwrapped.score_replies`` on the reply TRL's loss covers), learned reward model or not;
-* every ``eval_steps`` updates, sampled replies to the env's own held-out contexts (the same env id and
-  kwargs with ``split="heldout"``) are scored by the shared
+* every ``eval_steps`` updates, sampled replies to the env's own held-out contexts are scored by the shared
   evaluation (:mod:`rlhf.runs.evaluation`) plus ``eval/kl``; TRL's own ``objective/*`` metrics are forwarded,
   all into the run record (:mod:`rlhf.runs.records`) with ``samples`` (replies scored so far) beside the step;
-* a checkpoint (policy, value, optimizer and scheduler state, step) every ``save_steps`` updates and at
-  the end; ``resume`` trains only the updates left after the last one and appends to the record.
+* a checkpoint (:mod:`rlhf.training.checkpoints`: policy, value, optimizer and scheduler state, step) every
+  ``save_steps`` updates and at the end; ``resume`` trains only the updates left after the last one and
+  appends to the record.
 
 A reply ends at its first line break: generation stops on every token holding one (``stop_at_newline``)
 and at EOS, and pads the rest, so TRL masks everything after it out of the loss, and the reward reads the
@@ -36,7 +38,7 @@ import itertools
 import json
 import math
 import os
-import shutil
+import random
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -49,25 +51,45 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from rlhf.data.corpus import turns_of
-from rlhf.models.policy import PolicyConfig, context_window, load_policy, policy_path, resolve_device
+from rlhf.envs.registration import resolve_env_id
+from rlhf.models.policy import (
+    PolicyConfig,
+    context_window,
+    load_policy,
+    policy_path,
+    resolve_device,
+    save_pretrained_atomically,
+)
 from rlhf.rewards.reward_model import RewardModelScorer
 from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts, read_reply, stop_token_ids
-from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies
-from rlhf.runs.fingerprint import stage_fingerprint
-from rlhf.runs.records import RunRecord, RunSettings, finished_run, read_run, run_folder
+from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
+from rlhf.runs.fingerprint import env_identity, stage_fingerprint
+from rlhf.runs.records import INTERRUPTED, RunRecord, RunSettings, finished_run, marks_failure, read_run, run_folder
+from rlhf.training.checkpoints import (
+    latest_checkpoint,
+    load_optimizer_state,
+    prune_checkpoints,
+    save_checkpoint,
+    trim_record,
+)
 
 ALGO = "ppo"
+FINAL = "final"  # <run>/final/: the trained policy, loadable by AutoModelForCausalLM.from_pretrained
 MODEL_DTYPES = ("auto", "float32", "bfloat16")
+# Shown on the progress bar after each update: TRL's mean rollout reward and KL to the reference.
+PROGRESS_METRICS = {"reward": "objective/scores", "kl": "objective/kl"}
 
 
 @dataclass
 class PPOConfig(RunSettings):
     """One PPO run: the environment (reward and prompts), the models, TRL's PPO settings, evaluation and logging.
 
-    ``configs/ppo/*.yaml`` mirror these fields; ``env_kwargs`` and ``policy_kwargs`` are mappings set in YAML.
+    ``configs/ppo/*.yaml`` mirror these fields; ``env_kwargs`` and ``policy_kwargs`` are mappings, set in YAML or
+    on the command line (``--env_kwargs.reward_model path`` or ``--env_kwargs '{"reward": "length"}'``).
     """
 
-    # The environment: its reward is what PPO maximises, its contexts are the prompts.
+    # The environment: its reward is what PPO maximises, its contexts are the prompts. env_id may be "module:id";
+    # env_kwargs replace only what they name of what the env was registered with.
     env_id: str = "rlhf/Dialogue-v0"
     env_kwargs: dict = field(default_factory=dict)
     # The policy: "default" (built offline from policy_kwargs, the fields of rlhf.models.policy.PolicyConfig), a hub
@@ -131,13 +153,14 @@ class PPOResult:
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None):
-    """``gymnasium.make(env_id, **env_kwargs)`` for an env whose reward can be batched; errors name the id."""
+    """``gymnasium.make(env_id, **env_kwargs)`` for an env whose reward can be batched; errors name the id.
+
+    ``env_id`` may be Gymnasium's ``"module:id"``: the module is imported first (it registers the id). The
+    env keeps the reward, prompts and gold it was registered with; ``env_kwargs`` replace only what they name.
+    """
     import gymnasium
 
-    if env_id not in gymnasium.registry:
-        toolkit = sorted(i for i in gymnasium.registry if i.startswith("rlhf/"))
-        raise ValueError(f"env_id {env_id!r} is not a registered environment; the rlhf/ ids are {toolkit}")
-    env = gymnasium.make(env_id, **(env_kwargs or {}))
+    env = gymnasium.make(resolve_env_id(env_id), **(env_kwargs or {}))
     try:
         batched_reward_of(env)
     except TypeError:
@@ -265,35 +288,6 @@ def sample_replies(
     return replies, query_responses, width
 
 
-def env_identity(env_id: str) -> dict[str, Any]:
-    """A registered env as data for a run's fingerprint: its id, entry point and registered kwargs."""
-    import gymnasium
-
-    spec = gymnasium.registry.get(env_id)
-    if spec is None:
-        return {"id": env_id}
-    return {"id": env_id, "entry_point": str(spec.entry_point), "kwargs": dict(spec.kwargs)}
-
-
-def env_held_out_contexts(env_id: str, env_kwargs: dict[str, Any], env) -> list[Any]:
-    """The env's own held-out prompts: ``gymnasium.make(env_id, **env_kwargs, split="heldout")`` sharing the
-    training env's reward objects, so a registered env with its own prompts is evaluated on its own."""
-    import gymnasium
-
-    unwrapped = env.unwrapped
-    shared = {"reward": unwrapped.reward_fn, "reward_model": None} if hasattr(unwrapped, "reward_fn") else {}
-    try:
-        held_out = gymnasium.make(env_id, **{**env_kwargs, **shared, "split": "heldout"})
-    except TypeError as exc:
-        raise ValueError(
-            f"env {env_id!r} takes no split='heldout': PPO evaluates on the env's held-out prompts"
-        ) from exc
-    try:
-        return list(held_out.unwrapped.contexts)
-    finally:
-        held_out.close()
-
-
 def _newline_id(tokenizer) -> int:
     ids = tokenizer("\n", add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
@@ -302,47 +296,6 @@ def _newline_id(tokenizer) -> int:
             "set stop_at_newline false to stop at eos"
         )
     return ids[0]
-
-
-# -- checkpoints ----------------------------------------------------------------------------------------
-
-
-def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (``<run_dir>/checkpoints/step-000010``)."""
-    folder = Path(run_dir) / "checkpoints"
-    found = [p for p in folder.glob("step-*") if (p / "state.json").is_file()] if folder.is_dir() else []
-    return sorted(found, key=lambda p: json.loads((p / "state.json").read_text())["step"])
-
-
-def save_checkpoint(run_dir: Path, policy, value, tokenizer, optimizer, scheduler, step: int, samples: int) -> Path:
-    """Write policy, value, optimizer/scheduler state and counters to ``checkpoints/step-N`` (atomically)."""
-    target = run_dir / "checkpoints" / f"step-{step:06d}"
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    policy.save_pretrained(staging / "policy")
-    tokenizer.save_pretrained(staging / "policy")
-    value.save_pretrained(staging / "value")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "optimizer.pt")
-    (staging / "state.json").write_text(json.dumps({"step": step, "samples": samples}))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
-    return target
-
-
-def _trim_record(run_dir: Path, last_step: int) -> None:
-    """Drop metric and sample rows logged after the checkpoint a resumed run restarts from (they are redone)."""
-    for name in ("metrics.jsonl", "samples.jsonl"):
-        path = run_dir / name
-        if path.is_file():
-            keep = [line for line in path.read_text().splitlines() if line.strip() and _row_step(line) <= last_step]
-            path.write_text("".join(f"{line}\n" for line in keep))
-
-
-def _row_step(line: str) -> int:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return 1 << 62  # a partial last line of a killed run: dropped
 
 
 # -- evaluation and logging, called by TRL every update -------------------------------------------------
@@ -364,8 +317,12 @@ class PPORunCallback(TrainerCallback):
         return self.step_offset + state.global_step, self.samples_offset + state.episode
 
     def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+
         if self.step_offset == 0:
             self.run.before = self.run.evaluate(step=0, samples=0)
+        total = self.run.total_updates
+        self.bar = tqdm(total=total, initial=self.step_offset, desc="ppo", unit="update", dynamic_ncols=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         step, samples = self._position(state)
@@ -377,9 +334,14 @@ class PPORunCallback(TrainerCallback):
                     "lower learning_rate, check the reward for extreme values, or resume from the last checkpoint"
                 )
         self.run.record.log({**numbers, SAMPLES: samples}, step=step)
+        shown = {name: numbers[key] for name, key in PROGRESS_METRICS.items() if key in numbers}
+        if getattr(self, "bar", None) is not None and shown:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()}, refresh=False)
 
     def on_step_end(self, args, state, control, **kwargs):
         step, samples = self._position(state)
+        if getattr(self, "bar", None) is not None:
+            self.bar.update(step - self.bar.n)
         if step % self.run.config.eval_steps == 0 and step < self.run.total_updates:
             self.run.evaluate(step, samples)
         if step % self.run.config.save_steps == 0:
@@ -387,6 +349,8 @@ class PPORunCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         step, samples = self._position(state)
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
         if step > self.last_saved:
             self._save(step, samples)
         if step >= self.run.total_updates:
@@ -398,8 +362,7 @@ class PPORunCallback(TrainerCallback):
             run.record.folder, run.policy, run.value, run.tokenizer, run.optimizer, run.scheduler, step, samples
         )
         self.last_saved = step
-        for old in checkpoint_dirs(run.record.folder)[: -max(1, run.config.save_total_limit)]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune_checkpoints(run.record.folder, run.config.save_total_limit)
 
 
 @dataclass
@@ -455,12 +418,14 @@ class _Run:
         return metrics
 
 
-# -- the trainer ----------------------------------------------------------------------------------------
+# -- checks and reuse -----------------------------------------------------------------------------------
 
 
 def _check(config: PPOConfig) -> None:
     if config.model_dtype not in MODEL_DTYPES:
         raise ValueError(f"model_dtype must be one of {MODEL_DTYPES}, got {config.model_dtype!r}")
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0 (it is {config.learning_rate}): PPO would not change the policy")
     if config.lr_scheduler_type not in ("linear", "constant"):
         raise ValueError(f"lr_scheduler_type must be 'linear' or 'constant', got {config.lr_scheduler_type!r}")
     for name in ("total_episodes", "batch_size", "num_mini_batches", "num_ppo_epochs", "response_length",
@@ -501,44 +466,26 @@ def _first_eval(run_dir: Path) -> dict[str, float]:
     return {}
 
 
-def train_ppo(config: PPOConfig) -> PPOResult:
-    """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
+# -- building the run: models, prompts, optimizer, evaluation contexts, TRL's settings -----------------
 
-    A finished run record of the same group and name made by the same config and inputs is not trained
-    again (printed, and returned with ``skipped=True``); one made otherwise is moved aside and the run redone
-    (:func:`rlhf.runs.records.finished_run`); an unfinished one needs ``resume=True``.
-    """
-    from trl.experimental.ppo import PPOConfig as TRLPPOConfig
-    from trl.experimental.ppo import PPOTrainer
 
-    started = time.time()
-    _check(config)
-    run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
-    # What makes this run: its config, the policy it starts from, the env (reward model, prompts) it trains on.
-    fingerprint = stage_fingerprint(
-        config, algo=ALGO, policy=policy_path(_policy_config(config)), env=env_identity(config.env_id)
-    )
-    finished = finished_run(
-        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
-    )
-    if finished is not None:
-        return _finished_result(run_dir, finished["summary"])
-    checkpoint = checkpoint_dirs(run_dir)[-1] if config.resume and checkpoint_dirs(run_dir) else None
-    done = json.loads((checkpoint / "state.json").read_text()) if checkpoint else {"step": 0, "samples": 0}
-    total_updates = math.ceil(config.total_episodes / config.batch_size)
-    updates = total_updates - done["step"]
-    if config.stop_after_steps is not None:
-        updates = min(updates, config.stop_after_steps)
+@dataclass
+class PPOModels:
+    """The models of one run: the trained policy, its frozen reference (``None`` with LoRA: the policy with its
+    adapter disabled), the critic and the tokenizer; ``source`` is the policy checkpoint a fresh run starts from."""
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed + done["step"])
-    env = make_env(config.env_id, config.env_kwargs)
-    device = resolve_device(config.device)
-    on_cuda = device.type == "cuda"
-    dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
+    policy: Any
+    ref: Any
+    value: Any
+    tokenizer: Any
+    source: str
 
-    # Policy, reference, value: the reference always from the policy checkpoint, the others from ours when resuming.
+
+def build_models(
+    config: PPOConfig, env, checkpoint: Path | None, device: torch.device, dtype: torch.dtype
+) -> PPOModels:
+    """Policy, reference and value model: the reference always from the policy checkpoint, the policy and value
+    from ``checkpoint`` when resuming."""
     source = policy_path(_policy_config(config))
     policy, tokenizer = load_policy(str(checkpoint / "policy") if checkpoint and not config.use_peft else source,
                                     device=str(device), dtype=dtype)  # fmt: skip
@@ -555,42 +502,84 @@ def train_ppo(config: PPOConfig) -> PPOResult:
     else:
         ref, _ = load_policy(source, device=str(device), dtype=dtype)
         ref.eval().requires_grad_(False)
+    value = _value_model(config, env, tokenizer, source, checkpoint, dtype).to(device)
+    return PPOModels(policy, ref, value, tokenizer, source)
+
+
+def _value_model(config: PPOConfig, env, tokenizer, source: str, checkpoint: Path | None, dtype: torch.dtype):
+    """The critic: from the checkpoint when resuming, else the reward model (``value_init: auto`` and it reads
+    the policy's tokens), the policy, or a folder named by ``value_init``."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = source
+    reward_fn = getattr(env.unwrapped, "reward_fn", None)
+    if checkpoint is not None:
+        folder = str(checkpoint / "value")
+    elif config.value_init == "auto":
+        if isinstance(reward_fn, RewardModelScorer) and same_vocabulary(reward_fn.tokenizer, tokenizer):
+            folder = str(reward_fn.path)
+    elif config.value_init != "policy":
+        folder = config.value_init
+    try:
+        value = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=dtype)
+    except OSError as exc:
+        raise ValueError(f"value_init: cannot load a value model from {folder!r} ({exc})") from exc
+    value.config.pad_token_id = tokenizer.pad_token_id
+    return value
+
+
+def build_prompts(config: PPOConfig, env, models: PPOModels, total_updates: int) -> tuple[list[Any], list[list[int]]]:
+    """The env's contexts that fit the policy's window, and the prompt ids TRL draws its batches from.
+
+    TRL's dataloader drops an incomplete batch, so a prompt set smaller than ``batch_size`` would give no batch
+    at all: it is drawn with replacement (seeded) into ``total_updates`` batches instead.
+    """
     contexts, prompt_ids = fit_prompts(
-        tokenizer, env.unwrapped.contexts, context_window(policy) - config.response_length
+        models.tokenizer, env.unwrapped.contexts, context_window(models.policy) - config.response_length
     )
     if len(contexts) < config.batch_size:
-        raise ValueError(f"batch_size {config.batch_size} is larger than the {len(contexts)} usable prompts")
-    # A reply ends at EOS and, with stop_at_newline, at any token holding a line break ("\n", "\n\n", ".\n"):
-    # generation stops there and pads the rest, so TRL's loss, the reward and the evaluation all end it there.
-    stop_ids = stop_token_ids(tokenizer, at_newline=config.stop_at_newline)
-    reward_model, reward_note = reward_model_for(
-        env, tokenizer, [turns_of(c) for c in contexts], stop_ids, config.missing_eos_penalty
-    )
-    value = _value_model(config, env, tokenizer, source, checkpoint, dtype).to(device)
-    print(f"[ppo] policy {source} on {device}; reward: {reward_note}; {len(contexts)} prompts")
+        draws = random.Random(config.seed).choices(range(len(contexts)), k=config.batch_size * total_updates)
+        print(f"[ppo] {len(contexts)} prompts for batches of {config.batch_size}: drawn with replacement")
+        prompt_ids = [prompt_ids[i] for i in draws]
+    return contexts, prompt_ids
 
-    params = [p for p in itertools.chain(policy.parameters(), value.parameters()) if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+
+def build_optimizer(config: PPOConfig, models: PPOModels, total_updates: int):
+    """AdamW over the trainable parameters of policy and value, and the learning-rate schedule over the run."""
     from transformers import get_scheduler
 
+    params = [p for p in itertools.chain(models.policy.parameters(), models.value.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     scheduler = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=0, num_training_steps=total_updates)
-    if checkpoint:
-        states = torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=True)
-        optimizer.load_state_dict(states["optimizer"])
-        scheduler.load_state_dict(states["scheduler"])
-        print(f"[ppo] resuming {run_dir} from {checkpoint.name}: {updates} of {total_updates} updates left")
-    if config.resume:
-        _trim_record(run_dir, done["step"] if checkpoint else -1)
+    return optimizer, scheduler
 
-    eval_contexts = [turns_of(c) for c in env_held_out_contexts(config.env_id, config.env_kwargs, env)]
-    eval_contexts = eval_contexts[: config.eval_contexts]
-    record = RunRecord.for_config(
-        config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
-    )
-    run = _Run(config, record, policy, ref, value, tokenizer, optimizer, scheduler, env, eval_contexts, total_updates,
-               stop_ids)  # fmt: skip
-    newline = _newline_id(tokenizer) if config.stop_at_newline else None
-    args = TRLPPOConfig(
+
+def evaluation_contexts(env, n: int) -> list[tuple[str, ...]]:
+    """The first ``n`` held-out contexts of the env's own prompt source, split as the env splits it.
+
+    These are the contexts the baselines are evaluated on too (the held-out split of the same source). An
+    env registered with ``split="all"`` trains on them as well, which is printed; a source too small to split
+    is evaluated on its training contexts, also printed.
+    """
+    unwrapped = env.unwrapped
+    try:
+        contexts = held_out_contexts(unwrapped.prompt_source, n, unwrapped.heldout_fraction, unwrapped.seed)
+    except ValueError as exc:
+        print(f"[ppo] warning: evaluating on the training prompts: the env's prompts have no held-out split ({exc})")
+        return [turns_of(c) for c in unwrapped.contexts[:n]]
+    if unwrapped.split != "train":
+        print(
+            f"[ppo] warning: the env trains on split {unwrapped.split!r}, which holds the held-out evaluation prompts"
+        )
+    return [turns_of(c) for c in contexts]
+
+
+def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda: bool, newline: int | None):
+    """TRL's ``PPOConfig`` for ``updates`` updates: our batch, PPO and precision settings; logging, checkpoints and
+    sample generations off (the run record and :mod:`rlhf.training.checkpoints` own them)."""
+    from trl.experimental.ppo import PPOConfig as TRLPPOConfig
+
+    return TRLPPOConfig(
         output_dir=str(run_dir / "trainer"),
         per_device_train_batch_size=config.batch_size,
         local_rollout_forward_batch_size=config.batch_size,
@@ -610,7 +599,7 @@ def train_ppo(config: PPOConfig) -> PPOResult:
         gamma=config.gamma,
         lam=config.lam,
         whiten_rewards=config.whiten_rewards,
-        seed=config.seed + done["step"],  # a resumed run draws new prompt batches, not the first ones again
+        seed=seed,
         bf16=on_cuda,
         fp16=False,
         use_cpu=not on_cuda,
@@ -621,17 +610,80 @@ def train_ppo(config: PPOConfig) -> PPOResult:
         logging_steps=1,
         disable_tqdm=True,
     )
-    import datasets
 
+
+# -- the training call ----------------------------------------------------------------------------------
+
+
+@marks_failure
+def train_ppo(config: PPOConfig) -> PPOResult:
+    """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
+
+    A finished run record of the same group and name made by the same config and inputs is not trained
+    again (printed, and returned with ``skipped=True``); one made otherwise is moved aside and the run redone
+    (:func:`rlhf.runs.records.finished_run`); an unfinished one needs ``resume=True``.
+    """
+    import datasets
+    from trl.experimental.ppo import PPOTrainer
+
+    started = time.time()
+    _check(config)
+    run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
+    # What makes this run: its config, the policy it starts from, the env (reward model, prompts) it trains on.
+    fingerprint = stage_fingerprint(
+        config, algo=ALGO, policy=policy_path(_policy_config(config)), env=env_identity(config.env_id)
+    )
+    finished = finished_run(
+        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
+    )
+    if finished is not None:
+        return _finished_result(run_dir, finished["summary"])
+    checkpoint, done = latest_checkpoint(run_dir) if config.resume else (None, {"step": 0, "samples": 0})
+    total_updates = math.ceil(config.total_episodes / config.batch_size)
+    updates = total_updates - done["step"]
+    if config.stop_after_steps is not None:
+        updates = min(updates, config.stop_after_steps)
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed + done["step"])
+    env = make_env(config.env_id, config.env_kwargs)
+    device = resolve_device(config.device)
+    on_cuda = device.type == "cuda"
+    dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
+    models = build_models(config, env, checkpoint, device, dtype)
+    contexts, prompt_ids = build_prompts(config, env, models, total_updates)
+    # A reply ends at EOS and, with stop_at_newline, at any token holding a line break ("\n", "\n\n", ".\n"):
+    # generation stops there and pads the rest, so TRL's loss, the reward and the evaluation all end it there.
+    stop_ids = stop_token_ids(models.tokenizer, at_newline=config.stop_at_newline)
+    reward_model, reward_note = reward_model_for(
+        env, models.tokenizer, [turns_of(c) for c in contexts], stop_ids, config.missing_eos_penalty
+    )
+    print(f"[ppo] policy {models.source} on {device}; reward: {reward_note}; {len(contexts)} prompts")
+    optimizer, scheduler = build_optimizer(config, models, total_updates)
+    if checkpoint:
+        load_optimizer_state(checkpoint, optimizer, scheduler, device)
+        print(f"[ppo] resuming {run_dir} from {checkpoint.name}: {updates} of {total_updates} updates left")
+    if config.resume:
+        trim_record(run_dir, done["step"] if checkpoint else -1)
+
+    record = RunRecord.for_config(
+        config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
+    )
+    run = _Run(config, record, models.policy, models.ref, models.value, models.tokenizer, optimizer, scheduler, env,
+               evaluation_contexts(env, config.eval_contexts), total_updates, stop_ids)  # fmt: skip
+    newline = _newline_id(models.tokenizer) if config.stop_at_newline else None
+    # A resumed run draws new prompt batches, not the first ones again: the seed moves with the step.
+    args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline)
     with _accelerate_settings(on_cuda):
         trainer = PPOTrainer(
             args=args,
-            processing_class=tokenizer,
-            model=policy,
-            ref_model=ref,
+            processing_class=models.tokenizer,
+            model=models.policy,
+            ref_model=models.ref,
             reward_model=reward_model,
             train_dataset=datasets.Dataset.from_dict({"input_ids": prompt_ids}),
-            value_model=value,
+            value_model=models.value,
             optimizers=(optimizer, scheduler),
             callbacks=[PPORunCallback(run, done["step"], done["samples"])],
         )
@@ -643,22 +695,40 @@ def train_ppo(config: PPOConfig) -> PPOResult:
         print(f"[ppo] warning: accelerate was set up earlier in this process with mixed precision "
               f"{trainer.accelerator.mixed_precision!r}, not {wanted!r}; run PPO in a fresh process")  # fmt: skip
     try:
-        trainer.train()
-    except BaseException:
-        if record.wandb_run is not None:
-            record.wandb_run.finish(exit_code=1)
-        raise
+        trainer.train()  # an exception marks the record failed or interrupted (marks_failure)
     finally:
         env.close()
     steps, samples = done["step"] + updates, done["samples"] + updates * config.batch_size
     before = run.before or _first_eval(run_dir)
     finished = steps >= total_updates
     if finished:
-        record.finish({"before": before, "after": run.after, "steps": steps, "samples": samples,
-                       "seconds": round(time.time() - started, 1)})  # fmt: skip
-    elif record.wandb_run is not None:  # interrupted on purpose (stop_after_steps): the record stays "running"
-        record.wandb_run.finish()
+        summary = {"before": before, "after": run.after, "steps": steps, "samples": samples,
+                   "seconds": round(time.time() - started, 1)}  # fmt: skip
+        save_final_policy(run_dir / FINAL, models.policy, models.tokenizer, config, summary)
+        record.finish(summary)
+    else:  # interrupted on purpose (stop_after_steps): resumable, kept apart from finished runs by the report
+        record.mark(INTERRUPTED, f"stop_after_steps {config.stop_after_steps}")
     return PPOResult(str(run_dir), before, run.after, round(time.time() - started, 1), steps, samples, finished)
+
+
+def save_final_policy(target: Path, policy, tokenizer, config: PPOConfig, summary: dict[str, Any]) -> Path:
+    """Save the trained policy (LoRA merged in), its tokenizer and a model card (config, metrics) to ``target``."""
+    if hasattr(policy, "merge_and_unload"):  # a PEFT model: a plain causal LM that loads without peft
+        policy = policy.merge_and_unload()
+    metrics = "\n".join(
+        f"| {key} | {summary['before'].get(key, float('nan')):.4f} | {summary['after'].get(key, float('nan')):.4f} |"
+        for key in sorted(set(summary.get("before", {})) | set(summary.get("after", {})))
+    )
+    card = (
+        f"# PPO policy: run {config.run_name or ALGO} (group {config.group})\n\n"
+        f"Trained with TRL's PPO by rlhf-gym on `{config.env_id}` from `{config.policy}`: {summary['steps']} updates, "
+        f"{summary['samples']} samples, {summary['seconds']} s. Talk to it: `rlhf-gym chat --policy {target}`.\n\n"
+        f"## Held-out metrics\n\n| metric | before | after |\n|---|---|---|\n{metrics}\n\n"
+        f"## Config\n\n```json\n{json.dumps(dataclasses.asdict(config), indent=2, default=str)}\n```\n"
+    )
+    save_pretrained_atomically(policy, tokenizer, target, {"README.md": card})
+    print(f"[ppo] final policy: {target}")
+    return target
 
 
 @contextmanager
@@ -682,25 +752,3 @@ def _accelerate_settings(on_cuda: bool):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _value_model(config: PPOConfig, env, tokenizer, source: str, checkpoint: Path | None, dtype: torch.dtype):
-    """The critic: from the checkpoint when resuming, else the reward model (``value_init: auto`` and it reads
-    the policy's tokens), the policy, or a folder named by ``value_init``."""
-    from transformers import AutoModelForSequenceClassification
-
-    folder = source
-    reward_fn = getattr(env.unwrapped, "reward_fn", None)
-    if checkpoint is not None:
-        folder = str(checkpoint / "value")
-    elif config.value_init == "auto":
-        if isinstance(reward_fn, RewardModelScorer) and same_vocabulary(reward_fn.tokenizer, tokenizer):
-            folder = str(reward_fn.path)
-    elif config.value_init != "policy":
-        folder = config.value_init
-    try:
-        value = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=dtype)
-    except OSError as exc:
-        raise ValueError(f"value_init: cannot load a value model from {folder!r} ({exc})") from exc
-    value.config.pad_token_id = tokenizer.pad_token_id
-    return value

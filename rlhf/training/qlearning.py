@@ -24,13 +24,14 @@ import gymnasium
 import numpy as np
 
 from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES, evaluate_replies
-from rlhf.runs.records import RunRecord
+from rlhf.runs.records import RunRecord, marks_failure
 from rlhf.training.baselines import (
     SELECT_INDEX_ENV_ID,
     BaselineResult,
     HeldOutEvaluation,
     SelectEnvConfig,
     build_rewards,
+    dialogue_settings,
     finished_result,
     linear_schedule,
     make_select_env,
@@ -76,7 +77,9 @@ def q_learning(
     rng = np.random.default_rng(config.seed)
     env.action_space.seed(config.seed)
     state, _ = env.reset(seed=config.seed)
-    for step in range(1, config.total_steps + 1):
+    from tqdm.auto import tqdm
+
+    for step in tqdm(range(1, config.total_steps + 1), desc="qlearning", unit="step", mininterval=1.0):
         epsilon = linear_schedule(
             step, config.total_steps, config.epsilon_start, config.epsilon_end, config.exploration_fraction
         )
@@ -110,6 +113,7 @@ def tabular_policy(
     return act
 
 
+@marks_failure
 def train_q_learning(config: QLearningConfig) -> BaselineResult:
     """Train tabular Q-learning, evaluate it like PPO every ``eval_every`` steps and write its run record.
 
@@ -121,11 +125,13 @@ def train_q_learning(config: QLearningConfig) -> BaselineResult:
     if done is not None:
         return done
     started = time.time()
-    rewards = build_rewards(config)
+    settings = dialogue_settings(config)
+    rewards = build_rewards(settings)
+    index = dict(observation="index")
     env = make_select_env(
-        config, SELECT_INDEX_ENV_ID, "train", rewards, observation="index", num_contexts=config.num_contexts
+        config, SELECT_INDEX_ENV_ID, False, rewards, settings, num_contexts=config.num_contexts, **index
     )
-    heldout_env = make_select_env(config, SELECT_INDEX_ENV_ID, "heldout", rewards, observation="index")
+    heldout_env = make_select_env(config, SELECT_INDEX_ENV_ID, True, rewards, settings, **index)
     env.unwrapped.prefill_scores()
     evaluate = HeldOutEvaluation(heldout_env, config)
 
