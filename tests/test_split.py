@@ -52,12 +52,20 @@ def test_a_prompt_file_of_one_text_repeated_is_refused_by_name(tmp_path):
         load_prompts(path, "train")
 
 
-@pytest.mark.parametrize("fraction, side", [(0.01, "no held-out"), (0.99, "no training")])
-def test_a_fraction_that_empties_a_side_is_refused(tmp_path, fraction, side):
+@pytest.mark.parametrize("lines, fraction", [("one\ntwo\nthree\nfour\n", 0.9), ("one\nOne!\ntwo\n", 0.75)])
+def test_a_fraction_that_leaves_no_training_prompt_is_refused(tmp_path, lines, fraction):
+    path = tmp_path / "few.txt"
+    path.write_text(lines)
+    distinct = len(set(keys(load_prompts(path, "all"))))
+    with pytest.raises(ValueError, match=rf"few\.txt.*{fraction} of {distinct} distinct prompts leaves no training"):
+        load_prompts(path, "heldout", heldout_fraction=fraction)
+
+
+def test_a_small_fraction_of_few_prompts_still_holds_one_out(tmp_path):
     path = tmp_path / "few.txt"
     path.write_text("one\ntwo\nthree\nfour\n")
-    with pytest.raises(ValueError, match=rf"few\.txt.*heldout_fraction {fraction} of 4 distinct prompts leaves {side}"):
-        load_prompts(path, "heldout", heldout_fraction=fraction)
+    assert len(load_prompts(path, "heldout", heldout_fraction=0.01)) == 1
+    assert len(load_prompts(path, "train", heldout_fraction=0.01)) == 3
 
 
 def test_ppo_evaluates_a_registered_env_on_its_own_held_out_prompts():

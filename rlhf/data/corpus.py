@@ -88,9 +88,9 @@ def split_indices(n: int, heldout_fraction: float, seed: int, what: str = "items
     """
     if not 0.0 < heldout_fraction < 1.0:
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
-    n_heldout = round(n * heldout_fraction)
-    if n_heldout < 1 or n_heldout > n - 1:
-        side = "no held-out" if n_heldout < 1 else "no training"
+    n_heldout = max(1, round(n * heldout_fraction))  # any fraction holds out at least one item
+    if n_heldout > n - 1:
+        side = "no training"
         raise ValueError(
             f"heldout_fraction {heldout_fraction} of {n} distinct {what} leaves {side} {what}: "
             f"pick a fraction between {1 / n:.3g} and {1 - 1 / n:.3g} or add {what}"
