@@ -6,9 +6,11 @@ The main job runs the stages in ``stages``; by default those that fit its 10-min
 (see docs/BENCHMARKS.md), the others are one flag away (``--stages`` lists them) and the job prints which
 stages it ran and which it left out.
 
-Every stage is an ordinary library call that skips itself when its output exists (the policy cache,
-the labelled preference file, the reward-model folder, each finished run record), so re-running the job
-after an interruption redoes only what is missing, and any stage runs alone through its own script.
+Every stage is an ordinary library call that reuses its output when it exists and was made by the same
+config and inputs (:mod:`rlhf.runs.fingerprint`: the policy cache, the labelled preference file, the
+reward-model folder, each finished run record), so re-running the job after an interruption redoes only
+what is missing, a changed setting redoes its stage and what depends on it, and any stage runs alone
+through its own script. Every stage uses one split of the contexts (checked before anything runs).
 The runs share one wandb project and ``group``; the report compares that group. All outputs go under
 ``artifacts_dir`` (policy cache, preferences, reward model) and ``runs_dir`` (run records, report).
 """
@@ -141,6 +143,8 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         **runs,
     )
 
+    reward_config = _check_one_split(config, policy_config, reward_config)
+
     def policy() -> tuple[str, str]:
         path = policy_stage(policy_config)
         return path, path
@@ -239,6 +243,48 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
     if path is not None:
         progress.console.print(f"\n[bold]report:[/bold] {path}")
     return path
+
+
+def _check_one_split(config: PipelineConfig, policy_config: PolicyConfig, reward_config):
+    """One train/held-out split of the contexts for every stage, or a :class:`ConfigError` naming the files.
+
+    The policy pre-trains, the labeller labels and PPO, Q-learning and DQN train on the training side; all
+    evaluate on the held-out side. A stage with another ``heldout_fraction``/``seed`` would train on
+    another stage's evaluation contexts. Returns the reward config pointed at the env's prompt source.
+    """
+    import inspect
+
+    from rlhf.envs.dialogue import DialogueEnv
+    from rlhf.envs.registration import dialogue_env_kwargs
+    from rlhf.training.baselines import dialogue_settings
+    from rlhf.training.dqn import DQNConfig
+    from rlhf.training.ppo import PPOConfig
+    from rlhf.training.qlearning import QLearningConfig
+
+    env_defaults = inspect.signature(DialogueEnv).parameters
+
+    def env_split(settings: dict[str, Any]) -> tuple[float, int]:
+        return tuple(settings.get(k, env_defaults[k].default) for k in ("heldout_fraction", "seed"))
+
+    ppo_config = _stage_config(PPOConfig, config.ppo_config)
+    ppo = {**dialogue_env_kwargs(ppo_config.env_id), **ppo_config.env_kwargs}
+    splits = {
+        f"{config.policy_config} (heldout_fraction, seed)": (policy_config.heldout_fraction, policy_config.seed),
+        f"{config.reward_config} (context_heldout_fraction, context_seed)": (
+            reward_config.context_heldout_fraction,
+            reward_config.context_seed,
+        ),
+        f"{config.ppo_config} (the env's heldout_fraction, seed)": env_split(ppo),
+    }
+    for path, cls in ((config.qlearning_config, QLearningConfig), (config.dqn_config, DQNConfig)):
+        splits[f"{path} (heldout_fraction, seed)"] = env_split(dialogue_settings(_stage_config(cls, path)))
+    if len(set(splits.values())) > 1:
+        shown = "; ".join(f"{where}: {split}" for where, split in splits.items())
+        raise ConfigError(
+            f"the stages split the contexts differently, so one would train on another's evaluation contexts: "
+            f"{shown}. Set the same heldout_fraction and seed in each"
+        )
+    return dataclasses.replace(reward_config, prompts=ppo.get("prompts"))
 
 
 def _run_note(run_dir: str, skipped: bool) -> str:
