@@ -33,7 +33,7 @@ from rlhf.training.policy_eval import (
     EvalCallback,
     PolicyEvaluator,
     checkpoint_step,
-    eval_contexts_of,
+    evaluation_contexts,
     first_eval,
     last_checkpoint,
 )
@@ -172,7 +172,7 @@ def train_dpo(config: DPOConfig) -> PolicyRunResult:
         config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
     )
     evaluator = PolicyEvaluator(
-        policy, ref, tokenizer, env, eval_contexts_of(env, config.eval_contexts, ALGO), record,
+        policy, ref, tokenizer, env, evaluation_contexts(env, config.eval_contexts, ALGO), record,
         samples_per_context=config.eval_samples, temperature=config.temperature,
         max_new_tokens=config.response_length, seed=config.seed, num_sample_rows=config.num_sample_rows, label=ALGO,
     )  # fmt: skip
