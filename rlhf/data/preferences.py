@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf.data.chat import BOT, HH_HUMAN, clean_turn, parse_dialogue, render_prompt, split_hh_transcript
+from rlhf.data.chat import BOT, HH_HUMAN, clean_turn, parse_dialogue, render_prompt, split_hh_transcript, words
 
 REQUIRED_COLUMNS = ("chosen", "rejected")
 PREFERENCE_COLUMNS = ("prompt", *REQUIRED_COLUMNS)
@@ -267,3 +267,59 @@ def split_preferences(
     train = [r for r in records if r["prompt"] not in heldout_prompts]
     heldout = [r for r in records if r["prompt"] in heldout_prompts]
     return train, heldout
+
+
+# Words too common to say what a turn is about; two contexts sharing any other word may share a topic.
+_FUNCTION_WORDS = frozenset(
+    "a about an and are can could did do does for have how i is it me my of on or that the this to was what when "
+    "where which who why will with would you your".split()
+)
+
+
+def hh_transcript(context: Sequence[str], reply: str) -> str:
+    """``context`` and ``reply`` as an Anthropic hh-rlhf transcript (``\\n\\nHuman: …\\n\\nAssistant: …``)."""
+    turns = [*context, reply]
+    return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {clean_turn(t)}" for i, t in enumerate(turns))
+
+
+def context_preferences(seed: int = 0, min_words: int = 3, max_words: int = 30) -> list[dict[str, Any]]:
+    """Preferences that only a reader of the context can get right, cut from the corpus (hh-rlhf rows).
+
+    Every distinct corpus context whose real continuation has ``min_words``–``max_words`` words (and no code
+    block) is paired
+    with another from a different corpus category that shares no content word with it, and each gives the
+    other its continuation as the rejected reply: chosen = the reply that answers, rejected = a fluent reply
+    to something else. Each reply is chosen once and rejected once, so a scorer that ignores the context
+    ranks exactly half the pairs right. Returns ``{"chosen": transcript, "rejected": transcript}`` rows.
+    """
+    from rlhf.data.corpus import contexts_of, dialogue_ids, load_dialogues
+
+    items: dict[tuple[str, ...], tuple[str, str]] = {}  # context -> (reply, category); first one kept
+    replies_seen: set[str] = set()
+    for dialogue, did in zip(load_dialogues(), dialogue_ids(), strict=True):
+        for c in contexts_of(dialogue, did):
+            if c.turns in items or c.continuation in replies_seen:
+                continue
+            # Code blocks are left out: a reply in code is told from prose without reading the question.
+            if min_words <= len(words(c.continuation)) <= max_words and "```" not in c.continuation:
+                items[c.turns] = (c.continuation, did.split("/")[0])
+                replies_seen.add(c.continuation)
+    pool = list(items.items())
+    random.Random(seed).shuffle(pool)
+
+    def topic(turns: tuple[str, ...]) -> set[str]:
+        return {w for t in turns for w in words(t)} - _FUNCTION_WORDS
+
+    rows: list[dict[str, Any]] = []
+    while pool:
+        turns, (reply, category) = pool.pop()
+        mate = next(
+            (j for j, (other, (_, cat)) in enumerate(pool) if cat != category and not topic(turns) & topic(other)),
+            None,
+        )
+        if mate is None:  # nothing unrelated left to pair with: dropped
+            continue
+        other, (other_reply, _) = pool.pop(mate)
+        rows.append({"chosen": hh_transcript(turns, reply), "rejected": hh_transcript(turns, other_reply)})
+        rows.append({"chosen": hh_transcript(other, other_reply), "rejected": hh_transcript(other, reply)})
+    return rows
