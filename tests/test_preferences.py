@@ -164,7 +164,7 @@ def test_context_preference_file_is_the_generated_set():
 
 def test_context_preferences_cannot_be_ranked_without_reading_the_context():
     records, stats = read_preferences(CONTEXT_PREFERENCES)
-    assert stats.kept == stats.read >= 400 and len({r["prompt"] for r in records}) == len(records)
+    assert stats.kept == stats.read >= 1600 and max(Counter(r["prompt"] for r in records).values()) <= 4
     # Each reply is the right answer once and the wrong one once, so any score of the reply alone
     # (length, sentiment, politeness) ranks exactly half the pairs right.
     assert Counter(r["chosen"] for r in records) == Counter(r["rejected"] for r in records)

@@ -282,15 +282,17 @@ def hh_transcript(context: Sequence[str], reply: str) -> str:
     return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {clean_turn(t)}" for i, t in enumerate(turns))
 
 
-def context_preferences(seed: int = 0, min_words: int = 3, max_words: int = 30) -> list[dict[str, Any]]:
+def context_preferences(
+    seed: int = 0, rounds: int = 4, min_words: int = 3, max_words: int = 30
+) -> list[dict[str, Any]]:
     """Preferences that only a reader of the context can get right, cut from the corpus (hh-rlhf rows).
 
     Every distinct corpus context whose real continuation has ``min_words``–``max_words`` words (and no code
-    block) is paired
-    with another from a different corpus category that shares no content word with it, and each gives the
-    other its continuation as the rejected reply: chosen = the reply that answers, rejected = a fluent reply
-    to something else. Each reply is chosen once and rejected once, so a scorer that ignores the context
-    ranks exactly half the pairs right. Returns ``{"chosen": transcript, "rejected": transcript}`` rows.
+    block) is paired, in each of ``rounds`` seeded rounds, with a new context from another corpus category
+    that shares no content word with it, and each of the two gives the other its continuation as the
+    rejected reply: chosen = the reply that answers, rejected = a fluent reply to something else. Pairs come
+    as such twins, so a scorer that ignores the context ranks exactly half of them right. Returns
+    ``{"chosen": transcript, "rejected": transcript}`` rows.
     """
     from rlhf.data.corpus import contexts_of, dialogue_ids, load_dialogues
 
@@ -304,22 +306,25 @@ def context_preferences(seed: int = 0, min_words: int = 3, max_words: int = 30) 
             if min_words <= len(words(c.continuation)) <= max_words and "```" not in c.continuation:
                 items[c.turns] = (c.continuation, did.split("/")[0])
                 replies_seen.add(c.continuation)
-    pool = list(items.items())
-    random.Random(seed).shuffle(pool)
+    topic = {turns: {w for t in turns for w in words(t)} - _FUNCTION_WORDS for turns in items}
 
-    def topic(turns: tuple[str, ...]) -> set[str]:
-        return {w for t in turns for w in words(t)} - _FUNCTION_WORDS
+    def unrelated(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+        return items[a][1] != items[b][1] and not topic[a] & topic[b] and frozenset((a, b)) not in paired
 
+    rng = random.Random(seed)
+    paired: set[frozenset] = set()
     rows: list[dict[str, Any]] = []
-    while pool:
-        turns, (reply, category) = pool.pop()
-        mate = next(
-            (j for j, (other, (_, cat)) in enumerate(pool) if cat != category and not topic(turns) & topic(other)),
-            None,
-        )
-        if mate is None:  # nothing unrelated left to pair with: dropped
-            continue
-        other, (other_reply, _) = pool.pop(mate)
-        rows.append({"chosen": hh_transcript(turns, reply), "rejected": hh_transcript(turns, other_reply)})
-        rows.append({"chosen": hh_transcript(other, other_reply), "rejected": hh_transcript(other, reply)})
+    for _ in range(rounds):
+        pool = list(items)
+        rng.shuffle(pool)
+        while pool:
+            turns = pool.pop()
+            mate = next((j for j, other in enumerate(pool) if unrelated(turns, other)), None)
+            if mate is None:  # nothing unrelated left to pair with this round
+                continue
+            other = pool.pop(mate)
+            paired.add(frozenset((turns, other)))
+            reply, other_reply = items[turns][0], items[other][0]
+            rows.append({"chosen": hh_transcript(turns, reply), "rejected": hh_transcript(turns, other_reply)})
+            rows.append({"chosen": hh_transcript(other, other_reply), "rejected": hh_transcript(other, reply)})
     return rows
