@@ -2,9 +2,13 @@
 
 Observation: the dialogue so far rendered with :func:`rlhf.data.chat.render_prompt` (``"User: …\\nBot:"``).
 Action: the reply text. Reward: the reward function on (context, reply), through the same batched
-path as :meth:`DialogueEnv.score_replies`. With ``max_turns > 1`` a user simulator answers each reply
-and the episode goes on; it is ``terminated`` when the user has nothing more to say (the recorded
-dialogue ended) and ``truncated`` after ``max_turns`` replies.
+path as :meth:`DialogueEnv.score_replies`.
+
+Episodes follow Gymnasium's meaning of the two flags. With ``max_turns=1`` (the default) the task is one
+reply: the episode ends ``terminated`` after it, and nothing is left to bootstrap. With ``max_turns > 1`` a
+user simulator answers each reply and the episode goes on; it is ``terminated`` when the user has nothing
+more to say (the recorded dialogue ended) and ``truncated`` only when ``max_turns`` cuts a dialogue the
+user would have gone on with (a time limit: the future still has a value).
 """
 
 from __future__ import annotations
@@ -34,6 +38,27 @@ REPLY_CHARSET = DIALOGUE_CHARSET[:-1]
 _ASCII_FOR = str.maketrans({**dict(zip("‘’‚“”„–—─│├└\t\r", "'''\"\"\"---||`  ", strict=True)), "…": "..."})
 
 
+class ReplySpace(spaces.Text):
+    """The replies ``step`` accepts: 1 to ``max_length`` characters of ``charset``, at least one of them visible.
+
+    ``spaces.Text`` alone samples strings such as ``"   "``, which ``step`` refuses (an empty reply), so
+    ``sample()`` here swaps one character of an all-blank draw for a visible one and ``contains`` agrees.
+    """
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        """A random reply with at least one visible character (Gymnasium's ``Text.sample`` arguments)."""
+        text = super().sample(mask=mask, probability=probability)
+        if text.strip() or mask is not None or probability is not None:
+            return text  # a mask or probability that allows only blanks is the caller's choice
+        visible = [c for c in self.character_list if not c.isspace()]
+        position = int(self.np_random.integers(len(text)))
+        return text[:position] + str(self.np_random.choice(visible)) + text[position + 1 :]
+
+    def contains(self, x: Any) -> bool:
+        """Whether ``x`` is a reply ``step`` accepts."""
+        return super().contains(x) and bool(x.strip())
+
+
 def to_charset(text: str, charset: str = DIALOGUE_CHARSET) -> str:
     """``text`` mapped into ``charset``: typographic quotes and dashes to ASCII, accents dropped, the rest ``?``."""
     allowed = set(charset)
@@ -51,7 +76,8 @@ class DialogueEnv(gymnasium.Env[str, str]):
         gold: the gold scorer reported as ``info["gold_reward"]`` beside the reward; ``None`` for none.
         prompts: the prompt source (see :func:`rlhf.data.prompts.load_prompts`); ``None`` is the corpus.
         split, heldout_fraction, seed: which prompts (``"train"``, ``"heldout"`` or ``"all"``) and how they are split.
-        max_turns: bot replies per episode; above 1 the ``simulator`` answers each reply.
+        max_turns: bot replies per episode; 1 is a one-reply task (``terminated`` after it), above 1 the
+            ``simulator`` answers each reply and ``max_turns`` is a time limit (``truncated``).
         simulator: ``"corpus"``, ``"retrieval"``, ``"none"``, a ``UserSimulator`` or a callable.
         max_reply_chars: the longest reply accepted.
         max_context_chars: the longest observation; longer dialogues keep their end.
@@ -92,13 +118,17 @@ class DialogueEnv(gymnasium.Env[str, str]):
         self.simulator = resolve_simulator(simulator)
         if max_turns > 1 and self.simulator is None:
             raise ValueError(f"max_turns={max_turns} needs a user simulator to answer the bot; got simulator=None")
+        # Kept so that a held-out copy of this env (same source, other split) can be built: see held_out_contexts.
+        self.prompt_source = prompts
+        self.split = split
+        self.heldout_fraction = heldout_fraction
         self.seed = seed
         self.max_turns = int(max_turns)
         self.max_reply_chars = int(max_reply_chars)
         self.max_context_chars = int(max_context_chars)
         self.render_mode = render_mode
         self.observation_space = spaces.Text(max_length=self.max_context_chars, charset=DIALOGUE_CHARSET)
-        self.action_space = spaces.Text(max_length=self.max_reply_chars, charset=REPLY_CHARSET)
+        self.action_space = ReplySpace(max_length=self.max_reply_chars, charset=REPLY_CHARSET)
         # Indices in self.contexts an episode starts from (the select env adds later contexts after them).
         self.start_indices: list[int] = list(range(len(self.contexts)))
         self._index = -1  # index in self.contexts of the context the bot replies to next
@@ -180,7 +210,7 @@ class DialogueEnv(gymnasium.Env[str, str]):
 
     def _user_turn(self, turns: tuple[str, ...]) -> str | None:
         """The simulator's answer to ``turns`` (ending on the bot's reply), or ``None`` when the dialogue ends."""
-        if self.simulator is None:
+        if self.simulator is None or self.max_turns == 1:  # a one-reply task never asks the user
             return None
         answer = self.simulator.respond(self._start, turns)
         return clean_turn(answer) if answer is not None else None
@@ -193,6 +223,8 @@ class DialogueEnv(gymnasium.Env[str, str]):
         reward, parts, gold = self._score(self._turns, reply)
         self._turns = (*self._turns, reply)
         self._replies += 1
+        # One-reply tasks end terminated (no user turn is asked for); a longer dialogue is truncated only
+        # when the turn limit cuts it while the user still has something to say.
         user = self._user_turn(self._turns)
         terminated = not user
         truncated = not terminated and self._replies >= self.max_turns

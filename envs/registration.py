@@ -27,6 +27,47 @@ def register_envs() -> None:
             gymnasium.register(id=env_id, entry_point=ENTRY_POINTS[kind], kwargs=kwargs)
 
 
+def resolve_env_id(env_id: str) -> str:
+    """The registered id of ``env_id``, importing ``module`` first for Gymnasium's ``"module:id"`` form.
+
+    Raises ``ValueError`` naming the id (and the module, when it does not import), with the ids registered.
+    """
+    import importlib
+
+    import gymnasium
+
+    module, sep, bare = env_id.rpartition(":")
+    if sep:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(f"env_id {env_id!r}: cannot import module {module!r} ({exc})") from exc
+    if bare not in gymnasium.registry:
+        toolkit = sorted(i for i in gymnasium.registry if i.startswith("rlhf/"))
+        hint = "" if sep else "; write 'module:id' to import the module that registers it"
+        raise ValueError(f"env_id {env_id!r} is not a registered environment; the rlhf/ ids are {toolkit}{hint}")
+    return bare
+
+
+def dialogue_env_kwargs(env_id: str) -> dict[str, Any]:
+    """The keyword arguments ``env_id`` is registered with, for an env of this toolkit (or a subclass).
+
+    The baselines build their select env from these, so a registered env's reward, prompts and gold reach
+    them. Raises ``ValueError`` when ``env_id`` is not a dialogue env.
+    """
+    import gymnasium
+    from rlhf.envs.dialogue import DialogueEnv
+
+    spec = gymnasium.spec(resolve_env_id(env_id))
+    entry = spec.entry_point
+    if isinstance(entry, str):
+        module_name, _, class_name = entry.partition(":")
+        entry = getattr(__import__(module_name, fromlist=[class_name]), class_name)
+    if not (isinstance(entry, type) and issubclass(entry, DialogueEnv)):
+        raise ValueError(f"env_id {env_id!r} is not a dialogue environment of rlhf-gym (entry: {spec.entry_point})")
+    return dict(spec.kwargs)
+
+
 def register_reward_env(
     env_id: str,
     reward: Any,

@@ -2,12 +2,15 @@
 
 Every config in ``configs/`` mirrors one dataclass field for field. ``TrlParser`` already merges a
 YAML file and ``--field value`` overrides onto dataclasses; this module adds errors that name the
-file and the key at fault.
+file and the key at fault, and overrides of mapping fields (``env_kwargs``), which argparse cannot
+parse: ``--env_kwargs '{"reward": "length"}'`` (JSON, replaces the mapping) and ``--env_kwargs.reward_model
+path`` (one key, merged into it; the value is read as JSON when it parses, else as text).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -29,7 +32,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     """
     from trl import TrlParser
 
-    args = list(overrides)
+    args, mapping_edits = _mapping_overrides(cls, list(overrides))
     if path is not None:
         path = Path(path)
         _check_keys(cls, path)
@@ -45,7 +48,73 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         raise ConfigError(
             f"unknown command-line override(s) in {list(overrides)} for {cls.__name__}; known: {known}"
         ) from exc
+    for name, keys, value in mapping_edits:  # in command-line order: a JSON mapping, then keys on top of it
+        if not keys:
+            setattr(config, name, value)
+            continue
+        mapping = dict(getattr(config, name) or {})
+        inner = mapping
+        for key in keys[:-1]:
+            inner[key] = dict(inner[key]) if isinstance(inner.get(key), dict) else {}
+            inner = inner[key]
+        inner[keys[-1]] = value
+        setattr(config, name, mapping)
     return config
+
+
+def _is_mapping_field(field: dataclasses.Field) -> bool:
+    hint = field.type
+    if isinstance(hint, str):
+        return hint.split("[", 1)[0].strip() in ("dict", "Dict")
+    return hint is dict or getattr(hint, "__origin__", None) is dict
+
+
+def _mapping_overrides(cls: type, args: list[str]) -> tuple[list[str], list[tuple[str, list[str], object]]]:
+    """Take ``--field JSON`` and ``--field.key value`` for mapping fields out of ``args``.
+
+    Returns the other arguments (for ``TrlParser``) and the edits ``(field, keys, value)`` in order.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    mappings = sorted(name for name, f in fields.items() if _is_mapping_field(f))
+    rest: list[str] = []
+    edits: list[tuple[str, list[str], object]] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        flag, eq, inline = arg.partition("=")
+        name, dot, dotted = flag[2:].partition(".") if flag.startswith("--") else ("", "", "")
+        if name not in fields or (name not in mappings and not dot):
+            rest.append(arg)
+            i += 1
+            continue
+        if name not in mappings:
+            raise ConfigError(f"{flag}: {name!r} is not a mapping, so it takes no dotted key; mappings: {mappings}")
+        if eq:
+            value, i = inline, i + 1
+        elif i + 1 < len(args):
+            value, i = args[i + 1], i + 2
+        else:
+            raise ConfigError(f"{flag} needs a value")
+        if dot:
+            keys = dotted.split(".")
+            if not all(keys):
+                raise ConfigError(f"{flag}: empty key in the dotted name")
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = value  # a path or a name: text as typed
+            edits.append((name, keys, parsed))
+            continue
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f'{flag}: expected a JSON object such as \'{{"reward": "length"}}\', got {value!r} ({exc.msg})'
+            ) from None
+        if not isinstance(parsed, dict):
+            raise ConfigError(f"{flag}: expected a JSON object (a mapping), got {type(parsed).__name__} {value!r}")
+        edits.append((name, [], parsed))
+    return rest, edits
 
 
 def _check_keys(cls: type, path: Path) -> None:

@@ -1,6 +1,8 @@
 """Shared fixtures: no network, no wandb server, and one tiny policy built once per test session."""
 
 import os
+import textwrap
+from pathlib import Path
 
 # Set before transformers/wandb are imported: a hub lookup here takes ~1 minute to fail.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,3 +34,11 @@ def tiny_policy_config(request, tmp_path_factory) -> PolicyConfig:
 def tiny_policy(tiny_policy_config):
     """The tiny policy's report (``.path`` is its folder), built once for the whole session."""
     return ensure_policy(tiny_policy_config)
+
+
+@pytest.fixture(scope="session")
+def readme_custom_env() -> str:
+    """The README's custom-env example (``my_envs.py``): the first python block after its marker."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("<!-- custom-env-example -->")
+    return textwrap.dedent(text[start:].split("```python\n", 1)[1].split("```", 1)[0])

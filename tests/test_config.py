@@ -35,3 +35,33 @@ def test_saved_config_loads_back(tmp_path):
 
 def test_shipped_configs_load():
     load_config(PolicyConfig, "configs/policy/default.yaml")
+
+
+def test_mapping_fields_take_json_and_dotted_overrides(tmp_path):
+    from rlhf.training.ppo import PPOConfig
+
+    path = tmp_path / "ppo.yaml"
+    path.write_text("env_kwargs:\n  reward: default\n  gold: default\npolicy_kwargs:\n  n_layer: 2\n")
+    config = load_config(PPOConfig, path, ["--env_kwargs", "{}", "--env_kwargs.reward_model", "rm/folder",
+                                           "--env_kwargs.max_turns=2", "--env_kwargs.gold", "null",
+                                           "--policy_kwargs.n_embd", "32", "--batch_size", "4"])  # fmt: skip
+    assert config.env_kwargs == {"reward_model": "rm/folder", "max_turns": 2, "gold": None}
+    assert config.policy_kwargs == {"n_layer": 2, "n_embd": 32} and config.batch_size == 4
+    merged = load_config(PPOConfig, path, ["--env_kwargs.prompts", "p.txt"])
+    assert merged.env_kwargs == {"reward": "default", "gold": "default", "prompts": "p.txt"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env_kwargs", "reward=length"], r"--env_kwargs: expected a JSON object"),
+        (["--env_kwargs", "[1, 2]"], r"--env_kwargs: expected a JSON object \(a mapping\), got list"),
+        (["--batch_size.x", "3"], r"--batch_size.x: 'batch_size' is not a mapping"),
+        (["--env_kwargs.reward"], r"--env_kwargs.reward needs a value"),
+    ],
+)
+def test_bad_mapping_overrides_are_named(args, message):
+    from rlhf.training.ppo import PPOConfig
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(PPOConfig, None, args)

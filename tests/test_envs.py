@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import gymnasium
@@ -52,6 +51,46 @@ def test_registered_envs_pass_check_env(env_id):
 def test_select_envs_pass_check_env_multi_turn(max_turns):
     check_env(DialogueSelectEnv(**CHEAP, max_turns=max_turns, num_contexts=20), skip_render_check=True)
     check_env(DialogueEnv(**CHEAP, max_turns=max_turns), skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", sorted(TOOLKIT_ENVS))
+def test_envs_with_default_arguments_pass_check_env(env_id):
+    check_env(gymnasium.make(env_id).unwrapped, skip_render_check=True)
+
+
+def test_register_reward_env_with_its_defaults_passes_check_env():
+    # Eight prompts that are not in the corpus: the corpus simulator would answer each reply (by retrieval),
+    # so a one-reply env that asked it was "truncated after 1 step" for check_env.
+    prompts = [f"Tell me about topic number {i}." for i in range(8)]
+    env_id = register_reward_env("test/Defaults-v0", lambda c, r: np.ones(len(r)), prompts=prompts)
+    check_env(gymnasium.make(env_id).unwrapped)
+
+
+@pytest.mark.parametrize("kind", ["dialogue", "select"])
+def test_a_one_reply_episode_ends_terminated_not_truncated(kind):
+    env = (DialogueEnv if kind == "dialogue" else DialogueSelectEnv)(**CHEAP, split="all")
+    # Contexts whose recorded dialogue goes on after the reply: a time limit would truncate them.
+    going_on = [i for i in env.start_indices if env.contexts[i].rest][:20]
+    assert len(going_on) == 20
+    for index in going_on:
+        env.reset(options={"context_index": index})
+        _, _, terminated, truncated, info = env.step("Fine, thanks." if kind == "dialogue" else 0)
+        assert (terminated, truncated, info["user_turn"]) == (True, False, None)
+
+
+def test_action_space_samples_are_replies_step_accepts(env):
+    space = env.action_space
+    space.seed(0)
+    blank = " " * 3
+    assert not space.contains(blank) and space.contains(" a ")
+    for _ in range(2000):
+        reply = space.sample()
+        assert space.contains(reply) and reply.strip()
+    short = type(space)(max_length=1, charset=" x")
+    short.seed(0)
+    assert {short.sample() for _ in range(50)} == {"x"}  # ``spaces.Text`` draws " " half of the time here
+    env.reset(seed=0)
+    env.step(space.sample())
 
 
 def test_every_corpus_observation_lies_in_the_space(env):
@@ -254,6 +293,14 @@ def test_bad_rewards_raise(tmp_path):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="returned nan"):
         env.step("hi")
+    env = DialogueEnv(reward=CallableReward(lambda c, r: {}[r], name="lookup", batched=False), gold=None)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"reward 'lookup' raised KeyError: 'hi' on pair 0 \(context .+, reply 'hi'\)"):
+        env.step("hi")
+    env = DialogueEnv(reward=lambda c, r: ["high"], gold=None)
+    env.reset(seed=0)
+    with pytest.raises(TypeError, match=r"reward '<lambda>' returned 'high' \(str\), not a number, for pair 0"):
+        env.step("hi")
 
 
 def test_bad_select_actions_raise():
@@ -373,16 +420,8 @@ print(obs.endswith("Bot:"), env.step("Hello there, friend")[1])
     assert _python(code, tmp_path).split() == ["True", "1.0"]
 
 
-def readme_example() -> str:
-    """The README's custom-env example: the first python block after its marker."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index("<!-- custom-env-example -->")
-    block = text[start:].split("```python\n", 1)[1].split("```", 1)[0]
-    return textwrap.dedent(block)
-
-
-def test_the_readme_custom_env_example_runs_in_a_fresh_interpreter(tmp_path):
-    (tmp_path / "my_envs.py").write_text(readme_example())
+def test_the_readme_custom_env_example_runs_in_a_fresh_interpreter(tmp_path, readme_custom_env):
+    (tmp_path / "my_envs.py").write_text(readme_custom_env)
     code = """
 import gymnasium
 env = gymnasium.make("my_envs:my/Polite-v0")

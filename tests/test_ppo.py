@@ -14,7 +14,8 @@ from rlhf.data.chat import words
 from rlhf.rewards.base import CallableReward
 from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, KL, SAMPLES
 from rlhf.runs.records import read_run
-from rlhf.training.ppo import PPORunCallback, PPOConfig, checkpoint_dirs, fit_prompts, make_env, train_ppo
+from rlhf.training.checkpoints import checkpoint_dirs
+from rlhf.training.ppo import PPOConfig, PPORunCallback, fit_prompts, make_env, train_ppo
 
 VERBOSE_ENV = "rlhf-test/Verbose-v0"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rlhf.data.chat import words
-from rlhf.rewards.base import CallableReward, RewardFunction, score_checked
+from rlhf.rewards.base import CallableReward, RewardError, RewardFunction, score_checked
 from rlhf.rewards.gold import GOLD_SCORERS, gold_scorer
 from rlhf.rewards.reward_model import RewardModelScorer
 
@@ -86,6 +86,41 @@ def test_reward_contract(reward):
 def test_a_bad_callable_reward_raises_a_clear_error(returned, error, message):
     with pytest.raises(error, match=message):
         score_checked(CallableReward(returned, name="bad"), CONTEXTS, REPLIES)
+
+
+def _fails_on_sorry(context, reply):
+    if "sorry" in reply:
+        raise KeyError("no score for apologies")
+    return 1.0
+
+
+@pytest.mark.parametrize(
+    "fn, batched, message",
+    [
+        (_fails_on_sorry, False, r"reward 'bad' raised KeyError: 'no score for apologies' on pair 1 \(context .*reply"),
+        (
+            lambda c, r: None if "sorry" in r else 1.0,
+            False,
+            r"reward 'bad' returned None \(NoneType\), not a number, "
+            r"for pair 1 \(context",
+        ),
+        (
+            lambda c, r: [1.0, "high", 0.0, 0.0, 0.0],
+            True,
+            r"returned 'high' \(str\), not a number, for pair 1 \(context",
+        ),
+        (
+            lambda c, r: 1 / 0,
+            True,
+            r"reward 'bad' raised ZeroDivisionError: .* on a batch of 5 pairs, the first pair 0",
+        ),
+    ],
+    ids=["per-pair-raises", "per-pair-none", "batched-string-item", "batched-raises"],
+)
+def test_a_reward_that_raises_or_returns_a_non_number_is_named_with_the_pair(fn, batched, message):
+    replies = ["fine", "sorry about that", "ok", "sure", "yes"]
+    with pytest.raises(RewardError, match=message):
+        score_checked(CallableReward(fn, name="bad", batched=batched), CONTEXTS, replies)
 
 
 def test_mismatched_batch_lengths_raise():

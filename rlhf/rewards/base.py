@@ -39,28 +39,76 @@ class RewardFunction:
         return score_checked(self, contexts, replies)
 
 
+class RewardError(ValueError, TypeError):
+    """A reward function that raised or returned something other than one finite number per pair.
+
+    Both a ``ValueError`` and a ``TypeError``: callers written against the earlier errors (a bad value, a
+    result of the wrong type) keep catching it.
+    """
+
+
+def describe_pair(contexts: Sequence[Context], replies: Sequence[str], i: int) -> str:
+    """``pair i (context '…', reply '…')``: how errors name the pair a reward failed on."""
+    context = " | ".join(contexts[i]) if not isinstance(contexts[i], str) else contexts[i]
+    return f"pair {i} (context {context[-80:]!r}, reply {replies[i][:80]!r})"
+
+
 def score_checked(reward: RewardFunction, contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
-    """Score through ``reward`` and refuse a result of the wrong shape, type or with NaN/inf."""
+    """Score through ``reward`` and refuse a result of the wrong shape, type or with NaN/inf.
+
+    A reward that raises is re-raised as :class:`RewardError` naming the reward and the pair (the batch's
+    pairs when there are several: a batched function does not say which one it failed on).
+    """
     if len(contexts) != len(replies):
         raise ValueError(f"{len(contexts)} contexts but {len(replies)} replies")
-    return check_scores(reward, reward.score(contexts, replies), replies)
+    try:
+        raw = reward.score(contexts, replies)
+    except RewardError:
+        raise
+    except Exception as exc:
+        where = describe_pair(contexts, replies, 0) if len(replies) == 1 else f"a batch of {len(replies)} pairs"
+        if len(replies) > 1:
+            where += f", the first {describe_pair(contexts, replies, 0)}"
+        raise RewardError(f"reward {reward.name!r} raised {type(exc).__name__}: {exc} on {where}") from exc
+    return check_scores(reward, raw, replies, contexts)
 
 
-def check_scores(reward: RewardFunction, raw: Any, replies: Sequence[str]) -> np.ndarray:
+def check_scores(
+    reward: RewardFunction, raw: Any, replies: Sequence[str], contexts: Sequence[Context] | None = None
+) -> np.ndarray:
     """``raw`` as a float array of one finite score per reply, or an error naming ``reward`` and the pair."""
+
+    def pair(i: int) -> str:
+        return describe_pair(contexts, replies, i) if contexts is not None else f"pair {i} (reply {replies[i]!r})"
+
     try:
         scores = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"reward {reward.name!r} returned {type(raw).__name__}, not numbers") from exc
+        items = list(raw) if isinstance(raw, (list, tuple, np.ndarray)) else []
+        bad = next((i for i, x in enumerate(items) if not _is_number(x)), None)
+        if bad is not None and bad < len(replies):
+            raise RewardError(
+                f"reward {reward.name!r} returned {items[bad]!r} ({type(items[bad]).__name__}), not a number, "
+                f"for {pair(bad)}"
+            ) from exc
+        raise RewardError(f"reward {reward.name!r} returned {type(raw).__name__}, not numbers") from exc
     if scores.shape != (len(replies),):
-        raise ValueError(
+        raise RewardError(
             f"reward {reward.name!r} returned shape {scores.shape} for {len(replies)} pairs; expected ({len(replies)},)"
         )
     bad = ~np.isfinite(scores)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"reward {reward.name!r} returned {scores[i]} for pair {i} (reply {replies[i]!r})")
+        raise RewardError(f"reward {reward.name!r} returned {scores[i]} for {pair(i)}")
     return scores
+
+
+def _is_number(x: Any) -> bool:
+    try:
+        float(x)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(x, (str, bytes))
 
 
 class CallableReward(RewardFunction):
@@ -80,4 +128,17 @@ class CallableReward(RewardFunction):
     def score(self, contexts: Sequence[Context], replies: Sequence[str]) -> np.ndarray:
         if self.batched:
             return self.fn(list(contexts), list(replies))
-        return np.array([float(self.fn(c, r)) for c, r in zip(contexts, replies, strict=True)])
+        scores = []
+        for i, (context, reply) in enumerate(zip(contexts, replies, strict=True)):
+            try:
+                value = self.fn(context, reply)
+            except Exception as exc:  # a per-pair function can say exactly which pair it failed on
+                where = describe_pair(contexts, replies, i)
+                raise RewardError(f"reward {self.name!r} raised {type(exc).__name__}: {exc} on {where}") from exc
+            if not _is_number(value) or np.ndim(value) != 0:
+                where = describe_pair(contexts, replies, i)
+                raise RewardError(
+                    f"reward {self.name!r} returned {value!r:.60} ({type(value).__name__}), not a number, for {where}"
+                )
+            scores.append(float(value))
+        return np.array(scores, dtype=np.float64)

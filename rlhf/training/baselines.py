@@ -1,7 +1,8 @@
 """What the select-env baselines (tabular Q-learning and DQN) share.
 
-The config of the select env and of the evaluation, the held-out evaluator that puts a baseline's
-numbers beside PPO's, and the "skip when the finished run record exists" check.
+The config of the select env and of the evaluation, the select env built from a registered dialogue env
+(its reward, prompts and gold), the held-out evaluator that puts a baseline's numbers beside PPO's, and
+the "skip when the finished run record exists" check.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Any
 
 import gymnasium
 
+from rlhf.envs.registration import dialogue_env_kwargs
 from rlhf.rewards.base import RewardFunction
 from rlhf.rewards.resolve import resolve_reward
-from rlhf.runs.evaluation import evaluate_replies, held_out_contexts
+from rlhf.runs.evaluation import evaluate_replies
 from rlhf.runs.records import RunSettings, finished_run, run_folder
 
 SELECT_ENV_ID = "rlhf/DialogueSelect-v0"
@@ -26,19 +28,25 @@ SELECT_INDEX_ENV_ID = "rlhf/DialogueSelectIndex-v0"
 
 @dataclass
 class SelectEnvConfig(RunSettings):
-    """The select env both baselines train on and the held-out evaluation they share with PPO."""
+    """The select env both baselines train on and the held-out evaluation they share with PPO.
 
-    reward: str = "default"  # a gold scorer name or a reward-model folder
-    reward_model: str | None = None  # a reward-model folder; replaces ``reward`` when set
-    gold: str | None = "default"  # the gold scorer reported beside the reward
-    prompts: str | None = None  # None: the chatterbot corpus
-    heldout_fraction: float = 0.1
+    The select env carries the reward, prompts, gold scorer, split and episode length of the dialogue env
+    ``env_id`` as it is registered (``"module:id"`` imports ``module`` first), so a custom env trains the
+    baselines on its own reward. A field left ``None`` keeps the env's own value; one set here replaces it.
+    """
+
+    env_id: str = "rlhf/Dialogue-v0"  # the registered dialogue env whose reward, prompts and gold are used
+    reward: str | None = None  # a gold scorer name or a reward-model folder (None: the env's own)
+    reward_model: str | None = None  # a reward-model folder; replaces the reward when set
+    gold: str | None = None  # the gold scorer reported beside the reward (None: the env's own; "none": no gold)
+    prompts: str | None = None  # a prompt source (None: the env's own; the corpus for the rlhf/ ids)
+    heldout_fraction: float | None = None  # None: the env's own (0.1 by default)
     num_candidates: int = 8
     num_contexts: int | None = None  # train on the first N prompts only (None: all)
-    max_turns: int = 1
+    max_turns: int | None = None  # None: the env's own (1 by default: one reply per episode)
     eval_every: int = 1000  # env steps between evaluations
     eval_contexts: int = 64  # the first N held-out contexts, as PPO
-    seed: int = 0
+    seed: int = 0  # the agent's seed, and the env's when it was registered without one
 
 
 @dataclass
@@ -51,50 +59,63 @@ class BaselineResult:
     skipped: bool
 
 
-def build_rewards(config: SelectEnvConfig) -> tuple[RewardFunction, RewardFunction | None]:
-    """The learned (or named) reward and the gold scorer, built once and shared by the train and held-out envs."""
-    reward = resolve_reward(config.reward_model or config.reward)
-    return reward, (resolve_reward(config.gold) if config.gold else None)
+# What a select env takes over from the registered dialogue env (the rest, such as the number of candidates,
+# is the baseline's own).
+CARRIED = ("reward", "reward_model", "gold", "prompts", "split", "heldout_fraction", "seed", "max_turns", "simulator",
+           "max_context_chars")  # fmt: skip
 
 
-def make_select_env(config: SelectEnvConfig, env_id: str, split: str, rewards, **kwargs: Any) -> gymnasium.Env:
-    """``gymnasium.make(env_id)`` on ``split`` with the config's prompts, seed and K, sharing ``rewards``."""
-    from envs import register_envs
+def dialogue_settings(config: SelectEnvConfig) -> dict[str, Any]:
+    """The registered kwargs of ``config.env_id`` that a select env takes, with the config's overrides on top."""
+    registered = dialogue_env_kwargs(config.env_id)
+    settings: dict[str, Any] = {"seed": config.seed, **{k: v for k, v in registered.items() if k in CARRIED}}
+    for name in ("reward", "gold", "prompts", "heldout_fraction", "max_turns"):
+        if getattr(config, name) is not None:
+            settings[name] = getattr(config, name)
+    if config.reward is not None:
+        settings.pop("reward_model", None)  # a named reward replaces a reward model the env was registered with
+    if config.reward_model is not None:
+        settings["reward_model"] = config.reward_model
+    if isinstance(settings.get("gold"), str) and settings["gold"].lower() == "none":
+        settings["gold"] = None
+    return settings
 
-    register_envs()
+
+def build_rewards(settings: dict[str, Any]) -> tuple[RewardFunction, RewardFunction | None]:
+    """The reward and the gold scorer of :func:`dialogue_settings`, built once and shared by the train and
+    held-out envs (a reward model loads once)."""
+    reward = resolve_reward(settings.get("reward_model") or settings.get("reward", "default"))
+    gold = settings.get("gold", "default")
+    return reward, (resolve_reward(gold) if gold is not None else None)
+
+
+def make_select_env(
+    config: SelectEnvConfig, select_id: str, held_out: bool, rewards, settings: dict[str, Any], **kwargs: Any
+) -> gymnasium.Env:
+    """``gymnasium.make(select_id)`` with the dialogue env's settings and ``rewards``: its training split (the
+    split it was registered with, ``"train"`` by default), or with ``held_out`` the held-out split."""
     reward, gold = rewards
+    carried = {k: v for k, v in settings.items() if k not in ("reward", "reward_model", "gold", "split")}
+    split = "heldout" if held_out else settings.get("split", "train")
     return gymnasium.make(
-        env_id,
-        reward=reward,
-        gold=gold,
-        prompts=config.prompts,
-        split=split,
-        heldout_fraction=config.heldout_fraction,
-        seed=config.seed,
-        num_candidates=config.num_candidates,
-        max_turns=config.max_turns,
-        **kwargs,
+        select_id, reward=reward, gold=gold, split=split, num_candidates=config.num_candidates, **carried, **kwargs
     )
 
 
 class HeldOutEvaluation:
     """PPO's evaluation for a select-env agent: reply to the same held-out contexts by picking a candidate.
 
-    ``act(observation, candidates) -> action`` sees the held-out env's observation of each context and its
-    candidate replies; the replies are scored by :func:`rlhf.runs.evaluation.evaluate_replies` with the env's
-    reward and gold scorer, so the numbers sit beside PPO's.
+    The contexts are the first ``eval_contexts`` of the held-out select env, which is split from the same
+    prompt source as PPO's env, so both reply to the same contexts. ``act(observation, candidates) -> action``
+    sees the held-out env's observation of each context and its candidate replies; the replies are scored by
+    :func:`rlhf.runs.evaluation.evaluate_replies` with the env's reward and gold scorer.
     """
 
     def __init__(self, env: gymnasium.Env, config: SelectEnvConfig) -> None:
         self.env = env
-        self.contexts = held_out_contexts(config.prompts, config.eval_contexts, config.heldout_fraction, config.seed)
-        first_index: dict[Any, int] = {}
-        for i, context in enumerate(env.unwrapped.contexts):
-            first_index.setdefault(context, i)
-        missing = [c.turns for c in self.contexts if c not in first_index]
-        if missing:
-            raise ValueError(f"{len(missing)} held-out contexts are not in the held-out select env, e.g. {missing[0]}")
-        self.indices = [first_index[c] for c in self.contexts]
+        select = env.unwrapped
+        self.indices = select.start_indices[: config.eval_contexts]
+        self.contexts = [select.contexts[i] for i in self.indices]
 
     def __call__(self, act: Callable[[Any, list[str]], int]) -> tuple[dict[str, float], list[dict[str, Any]]]:
         replies = []

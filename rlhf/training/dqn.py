@@ -25,6 +25,7 @@ from rlhf.training.baselines import (
     HeldOutEvaluation,
     SelectEnvConfig,
     build_rewards,
+    dialogue_settings,
     finished_result,
     make_select_env,
 )
@@ -120,10 +121,11 @@ def train_dqn(config: DQNConfig) -> BaselineResult:
     if done is not None:
         return done
     started = time.time()
-    rewards = build_rewards(config)
+    settings = dialogue_settings(config)
+    rewards = build_rewards(settings)
     features = dict(observation="features", feature_dim=config.feature_dim)
-    env = make_select_env(config, SELECT_ENV_ID, "train", rewards, num_contexts=config.num_contexts, **features)
-    heldout_env = make_select_env(config, SELECT_ENV_ID, "heldout", rewards, **features)
+    env = make_select_env(config, SELECT_ENV_ID, False, rewards, settings, num_contexts=config.num_contexts, **features)
+    heldout_env = make_select_env(config, SELECT_ENV_ID, True, rewards, settings, **features)
     pairs = env.unwrapped.prefill_scores()
     evaluate = HeldOutEvaluation(heldout_env, config)
 

@@ -7,15 +7,18 @@ the toolkit's pieces into it:
   ``use_peft`` the policy gets a LoRA adapter and the reference is the same model with it disabled;
 * a value model from the reward-model folder when the env's reward is one that reads the policy's
   tokens, else from the policy (a fresh one-output head);
-* prompts and reward from the registered environment ``env_id`` (``gymnasium.make(env_id, **env_kwargs)``):
-  its ``contexts`` are the prompts; its batched reward reaches TRL through
+* prompts and reward from the registered environment ``env_id`` (``gymnasium.make(env_id, **env_kwargs)``;
+  ``"module:id"`` imports ``module`` first): the env keeps the reward, prompts and gold it was registered
+  with unless ``env_kwargs`` names one; its ``contexts`` are the prompts (drawn with replacement when fewer
+  than a batch); its batched reward reaches TRL through
   :class:`rlhf.rewards.trl_adapter.EnvRewardModel`, or, for a reward model with the policy's vocabulary,
   as that model itself;
-* every ``eval_steps`` updates, sampled replies to the held-out contexts are scored by the shared
+* every ``eval_steps`` updates, sampled replies to the env's own held-out contexts are scored by the shared
   evaluation (:mod:`rlhf.runs.evaluation`) plus ``eval/kl``; TRL's own ``objective/*`` metrics are forwarded,
   all into the run record (:mod:`rlhf.runs.records`) with ``samples`` (replies scored so far) beside the step;
-* a checkpoint (policy, value, optimizer and scheduler state, step) every ``save_steps`` updates and at
-  the end; ``resume`` trains only the updates left after the last one and appends to the record.
+* a checkpoint (:mod:`rlhf.training.checkpoints`: policy, value, optimizer and scheduler state, step) every
+  ``save_steps`` updates and at the end; ``resume`` trains only the updates left after the last one and
+  appends to the record.
 
 A reply ends at its first line break: generation stops on the newline token (``stop_at_newline``), so
 TRL masks everything after it out of the loss, and the reward reads the reply up to it.
@@ -30,10 +33,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import math
 import os
-import shutil
+import random
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -46,11 +48,19 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from rlhf.data.corpus import turns_of
+from rlhf.envs.registration import resolve_env_id
 from rlhf.models.policy import PolicyConfig, context_window, generate_replies, load_policy, policy_path, resolve_device
 from rlhf.rewards.reward_model import RewardModelScorer
 from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts
 from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
 from rlhf.runs.records import RunRecord, RunSettings, finished_run, read_run, run_folder
+from rlhf.training.checkpoints import (
+    latest_checkpoint,
+    load_optimizer_state,
+    prune_checkpoints,
+    save_checkpoint,
+    trim_record,
+)
 
 ALGO = "ppo"
 MODEL_DTYPES = ("auto", "float32", "bfloat16")
@@ -60,10 +70,12 @@ MODEL_DTYPES = ("auto", "float32", "bfloat16")
 class PPOConfig(RunSettings):
     """One PPO run: the environment (reward and prompts), the models, TRL's PPO settings, evaluation and logging.
 
-    ``configs/ppo/*.yaml`` mirror these fields; ``env_kwargs`` and ``policy_kwargs`` are mappings set in YAML.
+    ``configs/ppo/*.yaml`` mirror these fields; ``env_kwargs`` and ``policy_kwargs`` are mappings, set in YAML or
+    on the command line (``--env_kwargs.reward_model path`` or ``--env_kwargs '{"reward": "length"}'``).
     """
 
-    # The environment: its reward is what PPO maximises, its contexts are the prompts.
+    # The environment: its reward is what PPO maximises, its contexts are the prompts. env_id may be "module:id";
+    # env_kwargs replace only what they name of what the env was registered with.
     env_id: str = "rlhf/Dialogue-v0"
     env_kwargs: dict = field(default_factory=dict)
     # The policy: "default" (built offline from policy_kwargs, the fields of rlhf.models.policy.PolicyConfig), a hub
@@ -126,13 +138,14 @@ class PPOResult:
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None):
-    """``gymnasium.make(env_id, **env_kwargs)`` for an env whose reward can be batched; errors name the id."""
+    """``gymnasium.make(env_id, **env_kwargs)`` for an env whose reward can be batched; errors name the id.
+
+    ``env_id`` may be Gymnasium's ``"module:id"``: the module is imported first (it registers the id). The
+    env keeps the reward, prompts and gold it was registered with; ``env_kwargs`` replace only what they name.
+    """
     import gymnasium
 
-    if env_id not in gymnasium.registry:
-        toolkit = sorted(i for i in gymnasium.registry if i.startswith("rlhf/"))
-        raise ValueError(f"env_id {env_id!r} is not a registered environment; the rlhf/ ids are {toolkit}")
-    env = gymnasium.make(env_id, **(env_kwargs or {}))
+    env = gymnasium.make(resolve_env_id(env_id), **(env_kwargs or {}))
     try:
         batched_reward_of(env)
     except TypeError:
@@ -220,47 +233,6 @@ def _newline_id(tokenizer) -> int:
     return ids[0]
 
 
-# -- checkpoints ----------------------------------------------------------------------------------------
-
-
-def checkpoint_dirs(run_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (``<run_dir>/checkpoints/step-000010``)."""
-    folder = Path(run_dir) / "checkpoints"
-    found = [p for p in folder.glob("step-*") if (p / "state.json").is_file()] if folder.is_dir() else []
-    return sorted(found, key=lambda p: json.loads((p / "state.json").read_text())["step"])
-
-
-def save_checkpoint(run_dir: Path, policy, value, tokenizer, optimizer, scheduler, step: int, samples: int) -> Path:
-    """Write policy, value, optimizer/scheduler state and counters to ``checkpoints/step-N`` (atomically)."""
-    target = run_dir / "checkpoints" / f"step-{step:06d}"
-    staging = target.with_name(f".{target.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    policy.save_pretrained(staging / "policy")
-    tokenizer.save_pretrained(staging / "policy")
-    value.save_pretrained(staging / "value")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "optimizer.pt")
-    (staging / "state.json").write_text(json.dumps({"step": step, "samples": samples}))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
-    return target
-
-
-def _trim_record(run_dir: Path, last_step: int) -> None:
-    """Drop metric and sample rows logged after the checkpoint a resumed run restarts from (they are redone)."""
-    for name in ("metrics.jsonl", "samples.jsonl"):
-        path = run_dir / name
-        if path.is_file():
-            keep = [line for line in path.read_text().splitlines() if line.strip() and _row_step(line) <= last_step]
-            path.write_text("".join(f"{line}\n" for line in keep))
-
-
-def _row_step(line: str) -> int:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return 1 << 62  # a partial last line of a killed run: dropped
-
-
 # -- evaluation and logging, called by TRL every update -------------------------------------------------
 
 
@@ -314,8 +286,7 @@ class PPORunCallback(TrainerCallback):
             run.record.folder, run.policy, run.value, run.tokenizer, run.optimizer, run.scheduler, step, samples
         )
         self.last_saved = step
-        for old in checkpoint_dirs(run.record.folder)[: -max(1, run.config.save_total_limit)]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune_checkpoints(run.record.folder, run.config.save_total_limit)
 
 
 @dataclass
@@ -369,7 +340,7 @@ class _Run:
         return metrics
 
 
-# -- the trainer ----------------------------------------------------------------------------------------
+# -- checks and reuse -----------------------------------------------------------------------------------
 
 
 def _check(config: PPOConfig) -> None:
@@ -415,37 +386,26 @@ def _first_eval(run_dir: Path) -> dict[str, float]:
     return {}
 
 
-def train_ppo(config: PPOConfig) -> PPOResult:
-    """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
+# -- building the run: models, prompts, optimizer, evaluation contexts, TRL's settings -----------------
 
-    A finished run record of the same group and name is not trained again (printed, and returned with
-    ``skipped=True``); an unfinished one needs ``resume=True``.
-    """
-    from trl.experimental.ppo import PPOConfig as TRLPPOConfig
-    from trl.experimental.ppo import PPOTrainer
 
-    started = time.time()
-    _check(config)
-    run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
-    finished = finished_run(run_dir, resume=config.resume, resume_hint="pass --resume true to continue it")
-    if finished is not None:
-        return _finished_result(run_dir, finished["summary"])
-    checkpoint = checkpoint_dirs(run_dir)[-1] if config.resume and checkpoint_dirs(run_dir) else None
-    done = json.loads((checkpoint / "state.json").read_text()) if checkpoint else {"step": 0, "samples": 0}
-    total_updates = math.ceil(config.total_episodes / config.batch_size)
-    updates = total_updates - done["step"]
-    if config.stop_after_steps is not None:
-        updates = min(updates, config.stop_after_steps)
+@dataclass
+class PPOModels:
+    """The models of one run: the trained policy, its frozen reference (``None`` with LoRA: the policy with its
+    adapter disabled), the critic and the tokenizer; ``source`` is the policy checkpoint a fresh run starts from."""
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed + done["step"])
-    env = make_env(config.env_id, config.env_kwargs)
-    device = resolve_device(config.device)
-    on_cuda = device.type == "cuda"
-    dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
+    policy: Any
+    ref: Any
+    value: Any
+    tokenizer: Any
+    source: str
 
-    # Policy, reference, value: the reference always from the policy checkpoint, the others from ours when resuming.
+
+def build_models(
+    config: PPOConfig, env, checkpoint: Path | None, device: torch.device, dtype: torch.dtype
+) -> PPOModels:
+    """Policy, reference and value model: the reference always from the policy checkpoint, the policy and value
+    from ``checkpoint`` when resuming."""
     source = policy_path(_policy_config(config))
     policy, tokenizer = load_policy(str(checkpoint / "policy") if checkpoint and not config.use_peft else source,
                                     device=str(device), dtype=dtype)  # fmt: skip
@@ -462,39 +422,84 @@ def train_ppo(config: PPOConfig) -> PPOResult:
     else:
         ref, _ = load_policy(source, device=str(device), dtype=dtype)
         ref.eval().requires_grad_(False)
+    value = _value_model(config, env, tokenizer, source, checkpoint, dtype).to(device)
+    return PPOModels(policy, ref, value, tokenizer, source)
+
+
+def _value_model(config: PPOConfig, env, tokenizer, source: str, checkpoint: Path | None, dtype: torch.dtype):
+    """The critic: from the checkpoint when resuming, else the reward model (``value_init: auto`` and it reads
+    the policy's tokens), the policy, or a folder named by ``value_init``."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = source
+    reward_fn = getattr(env.unwrapped, "reward_fn", None)
+    if checkpoint is not None:
+        folder = str(checkpoint / "value")
+    elif config.value_init == "auto":
+        if isinstance(reward_fn, RewardModelScorer) and same_vocabulary(reward_fn.tokenizer, tokenizer):
+            folder = str(reward_fn.path)
+    elif config.value_init != "policy":
+        folder = config.value_init
+    try:
+        value = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=dtype)
+    except OSError as exc:
+        raise ValueError(f"value_init: cannot load a value model from {folder!r} ({exc})") from exc
+    value.config.pad_token_id = tokenizer.pad_token_id
+    return value
+
+
+def build_prompts(config: PPOConfig, env, models: PPOModels, total_updates: int) -> tuple[list[Any], list[list[int]]]:
+    """The env's contexts that fit the policy's window, and the prompt ids TRL draws its batches from.
+
+    TRL's dataloader drops an incomplete batch, so a prompt set smaller than ``batch_size`` would give no batch
+    at all: it is drawn with replacement (seeded) into ``total_updates`` batches instead.
+    """
     contexts, prompt_ids = fit_prompts(
-        tokenizer, env.unwrapped.contexts, context_window(policy) - config.response_length
+        models.tokenizer, env.unwrapped.contexts, context_window(models.policy) - config.response_length
     )
     if len(contexts) < config.batch_size:
-        raise ValueError(f"batch_size {config.batch_size} is larger than the {len(contexts)} usable prompts")
-    reward_model, reward_note = reward_model_for(env, tokenizer, [turns_of(c) for c in contexts])
-    value = _value_model(config, env, tokenizer, source, checkpoint, dtype).to(device)
-    print(f"[ppo] policy {source} on {device}; reward: {reward_note}; {len(contexts)} prompts")
+        draws = random.Random(config.seed).choices(range(len(contexts)), k=config.batch_size * total_updates)
+        print(f"[ppo] {len(contexts)} prompts for batches of {config.batch_size}: drawn with replacement")
+        prompt_ids = [prompt_ids[i] for i in draws]
+    return contexts, prompt_ids
 
-    params = [p for p in itertools.chain(policy.parameters(), value.parameters()) if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
+
+def build_optimizer(config: PPOConfig, models: PPOModels, total_updates: int):
+    """AdamW over the trainable parameters of policy and value, and the learning-rate schedule over the run."""
     from transformers import get_scheduler
 
+    params = [p for p in itertools.chain(models.policy.parameters(), models.value.parameters()) if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     scheduler = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=0, num_training_steps=total_updates)
-    if checkpoint:
-        states = torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=True)
-        optimizer.load_state_dict(states["optimizer"])
-        scheduler.load_state_dict(states["scheduler"])
-        print(f"[ppo] resuming {run_dir} from {checkpoint.name}: {updates} of {total_updates} updates left")
-    if config.resume:
-        _trim_record(run_dir, done["step"] if checkpoint else -1)
+    return optimizer, scheduler
 
-    env_kwargs = {"heldout_fraction": 0.1, "seed": 0, **config.env_kwargs}
-    eval_contexts = [
-        turns_of(c)
-        for c in held_out_contexts(
-            env_kwargs.get("prompts"), config.eval_contexts, env_kwargs["heldout_fraction"], env_kwargs["seed"]
+
+def evaluation_contexts(env, n: int) -> list[tuple[str, ...]]:
+    """The first ``n`` held-out contexts of the env's own prompt source, split as the env splits it.
+
+    These are the contexts the baselines are evaluated on too (the held-out split of the same source). An
+    env registered with ``split="all"`` trains on them as well, which is printed; a source too small to split
+    is evaluated on its training contexts, also printed.
+    """
+    unwrapped = env.unwrapped
+    try:
+        contexts = held_out_contexts(unwrapped.prompt_source, n, unwrapped.heldout_fraction, unwrapped.seed)
+    except ValueError as exc:
+        print(f"[ppo] warning: evaluating on the training prompts: the env's prompts have no held-out split ({exc})")
+        return [turns_of(c) for c in unwrapped.contexts[:n]]
+    if unwrapped.split != "train":
+        print(
+            f"[ppo] warning: the env trains on split {unwrapped.split!r}, which holds the held-out evaluation prompts"
         )
-    ]
-    record = RunRecord.for_config(config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume)
-    run = _Run(config, record, policy, ref, value, tokenizer, optimizer, scheduler, env, eval_contexts, total_updates)
-    newline = _newline_id(tokenizer) if config.stop_at_newline else None
-    args = TRLPPOConfig(
+    return [turns_of(c) for c in contexts]
+
+
+def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda: bool, newline: int | None):
+    """TRL's ``PPOConfig`` for ``updates`` updates: our batch, PPO and precision settings; logging, checkpoints and
+    sample generations off (the run record and :mod:`rlhf.training.checkpoints` own them)."""
+    from trl.experimental.ppo import PPOConfig as TRLPPOConfig
+
+    return TRLPPOConfig(
         output_dir=str(run_dir / "trainer"),
         per_device_train_batch_size=config.batch_size,
         local_rollout_forward_batch_size=config.batch_size,
@@ -514,7 +519,7 @@ def train_ppo(config: PPOConfig) -> PPOResult:
         gamma=config.gamma,
         lam=config.lam,
         whiten_rewards=config.whiten_rewards,
-        seed=config.seed + done["step"],  # a resumed run draws new prompt batches, not the first ones again
+        seed=seed,
         bf16=on_cuda,
         fp16=False,
         use_cpu=not on_cuda,
@@ -525,17 +530,65 @@ def train_ppo(config: PPOConfig) -> PPOResult:
         logging_steps=1,
         disable_tqdm=True,
     )
-    import datasets
 
+
+# -- the training call ----------------------------------------------------------------------------------
+
+
+def train_ppo(config: PPOConfig) -> PPOResult:
+    """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
+
+    A finished run record of the same group and name is not trained again (printed, and returned with
+    ``skipped=True``); an unfinished one needs ``resume=True``.
+    """
+    import datasets
+    from trl.experimental.ppo import PPOTrainer
+
+    started = time.time()
+    _check(config)
+    run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
+    finished = finished_run(run_dir, resume=config.resume, resume_hint="pass --resume true to continue it")
+    if finished is not None:
+        return _finished_result(run_dir, finished["summary"])
+    checkpoint, done = latest_checkpoint(run_dir) if config.resume else (None, {"step": 0, "samples": 0})
+    total_updates = math.ceil(config.total_episodes / config.batch_size)
+    updates = total_updates - done["step"]
+    if config.stop_after_steps is not None:
+        updates = min(updates, config.stop_after_steps)
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed + done["step"])
+    env = make_env(config.env_id, config.env_kwargs)
+    device = resolve_device(config.device)
+    on_cuda = device.type == "cuda"
+    dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
+    models = build_models(config, env, checkpoint, device, dtype)
+    contexts, prompt_ids = build_prompts(config, env, models, total_updates)
+    reward_model, reward_note = reward_model_for(env, models.tokenizer, [turns_of(c) for c in contexts])
+    print(f"[ppo] policy {models.source} on {device}; reward: {reward_note}; {len(contexts)} prompts")
+    optimizer, scheduler = build_optimizer(config, models, total_updates)
+    if checkpoint:
+        load_optimizer_state(checkpoint, optimizer, scheduler, device)
+        print(f"[ppo] resuming {run_dir} from {checkpoint.name}: {updates} of {total_updates} updates left")
+    if config.resume:
+        trim_record(run_dir, done["step"] if checkpoint else -1)
+
+    record = RunRecord.for_config(config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume)
+    run = _Run(config, record, models.policy, models.ref, models.value, models.tokenizer, optimizer, scheduler, env,
+               evaluation_contexts(env, config.eval_contexts), total_updates)  # fmt: skip
+    newline = _newline_id(models.tokenizer) if config.stop_at_newline else None
+    # A resumed run draws new prompt batches, not the first ones again: the seed moves with the step.
+    args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline)
     with _accelerate_settings(on_cuda):
         trainer = PPOTrainer(
             args=args,
-            processing_class=tokenizer,
-            model=policy,
-            ref_model=ref,
+            processing_class=models.tokenizer,
+            model=models.policy,
+            ref_model=models.ref,
             reward_model=reward_model,
             train_dataset=datasets.Dataset.from_dict({"input_ids": prompt_ids}),
-            value_model=value,
+            value_model=models.value,
             optimizers=(optimizer, scheduler),
             callbacks=[PPORunCallback(run, done["step"], done["samples"])],
         )
@@ -584,25 +637,3 @@ def _accelerate_settings(on_cuda: bool):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _value_model(config: PPOConfig, env, tokenizer, source: str, checkpoint: Path | None, dtype: torch.dtype):
-    """The critic: from the checkpoint when resuming, else the reward model (``value_init: auto`` and it reads
-    the policy's tokens), the policy, or a folder named by ``value_init``."""
-    from transformers import AutoModelForSequenceClassification
-
-    folder = source
-    reward_fn = getattr(env.unwrapped, "reward_fn", None)
-    if checkpoint is not None:
-        folder = str(checkpoint / "value")
-    elif config.value_init == "auto":
-        if isinstance(reward_fn, RewardModelScorer) and same_vocabulary(reward_fn.tokenizer, tokenizer):
-            folder = str(reward_fn.path)
-    elif config.value_init != "policy":
-        folder = config.value_init
-    try:
-        value = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, dtype=dtype)
-    except OSError as exc:
-        raise ValueError(f"value_init: cannot load a value model from {folder!r} ({exc})") from exc
-    value.config.pad_token_id = tokenizer.pad_token_id
-    return value

@@ -31,6 +31,7 @@ from rlhf.training.baselines import (
     HeldOutEvaluation,
     SelectEnvConfig,
     build_rewards,
+    dialogue_settings,
     finished_result,
     linear_schedule,
     make_select_env,
@@ -119,11 +120,13 @@ def train_q_learning(config: QLearningConfig) -> BaselineResult:
     if done is not None:
         return done
     started = time.time()
-    rewards = build_rewards(config)
+    settings = dialogue_settings(config)
+    rewards = build_rewards(settings)
+    index = dict(observation="index")
     env = make_select_env(
-        config, SELECT_INDEX_ENV_ID, "train", rewards, observation="index", num_contexts=config.num_contexts
+        config, SELECT_INDEX_ENV_ID, False, rewards, settings, num_contexts=config.num_contexts, **index
     )
-    heldout_env = make_select_env(config, SELECT_INDEX_ENV_ID, "heldout", rewards, observation="index")
+    heldout_env = make_select_env(config, SELECT_INDEX_ENV_ID, True, rewards, settings, **index)
     env.unwrapped.prefill_scores()
     evaluate = HeldOutEvaluation(heldout_env, config)
 
