@@ -2,8 +2,8 @@
 
     python scripts/make_context_preferences.py [tests/data/context_preferences.jsonl]
 
-Chosen is the corpus reply to the context, rejected a fluent reply to an unrelated context
-(``rlhf.data.preferences.context_preferences``, 4 unrelated contexts for each): a reward model must read the question to rank them.
+Chosen is the corpus reply to the context, rejected a fluent reply to an unrelated context (4 for each;
+``rlhf.data.preferences.context_preferences``): a reward model must read the question to rank them.
 """
 
 import sys
