@@ -1,7 +1,9 @@
 """Does the offline default speak? Build (or reuse) a policy and measure its held-out replies.
 
     python scripts/bench_policy.py --config configs/policy/default.yaml [--field value ...] \
-        [--temperatures 1.0,0.7] [--contexts 64]
+        [--temperatures 1.0,0.7] [--contexts 64] [--policy_dir FOLDER]
+
+``--policy_dir`` measures a policy folder built before (say, under an older recipe) instead.
 
 Prints the build time, held-out token perplexity and word perplexity (per word of the held-out text,
 comparable across tokenizers), then for each sampling temperature ``eval/word_rate`` and distinct-n of
@@ -39,13 +41,16 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     temperatures = [float(t) for t in _pop(args, "--temperatures", "1.0,0.7").split(",")]
     n_contexts = int(_pop(args, "--contexts", "64"))
+    policy_dir = _pop(args, "--policy_dir", "")
     config_path = _pop(args, "--config", "configs/policy/default.yaml")
     config = load_config(PolicyConfig, config_path, args)
 
     started = time.time()
-    report = ensure_policy(config)
-    print(f"policy {report.path} ({'reused' if report.reused else f'built in {report.train_seconds:.0f}s'})")
-    model, tokenizer = load_policy(report.path, device=config.device)
+    if not policy_dir:
+        report = ensure_policy(config)
+        policy_dir = report.path
+        print(f"policy {policy_dir} ({'reused' if report.reused else f'built in {report.train_seconds:.0f}s'})")
+    model, tokenizer = load_policy(policy_dir, device=config.device)
 
     dialogues = load_dialogues()
     heldout = [dialogues[i] for i in split_dialogues(config.heldout_fraction, config.seed)[1]]

@@ -94,18 +94,6 @@ def test_hh_rlhf_file_trains_end_to_end(tiny_policy, tmp_path):
     assert RewardModelScorer(report.path, device="cpu").score([["Hi"]], ["Hello"]).shape == (1,)
 
 
-CONTEXT_PREFERENCES = Path(__file__).parent / "data" / "context_preferences.jsonl"
-
-
-def test_reward_model_reads_the_context(tiny_policy, tmp_path):
-    # Every reply there is chosen for one context and rejected for another: a model that scores the reply
-    # alone ranks half the held-out pairs right, whatever it learns.
-    config = tiny_config(tmp_path, tiny_policy.path, preferences=str(CONTEXT_PREFERENCES), epochs=EPOCHS_CTX)
-    report = train_reward_model(config)
-    assert report.heldout_pairs >= 90
-    assert report.pairwise_accuracy >= ACC_CTX
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_training_and_scoring_run_on_cuda(tiny_policy, tmp_path):

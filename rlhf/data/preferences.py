@@ -283,16 +283,17 @@ def hh_transcript(context: Sequence[str], reply: str) -> str:
 
 
 def context_preferences(
-    seed: int = 0, rounds: int = 4, min_words: int = 3, max_words: int = 30
+    seed: int = 0, rounds: int = 6, min_words: int = 3, max_words: int = 30
 ) -> list[dict[str, Any]]:
     """Preferences that only a reader of the context can get right, cut from the corpus (hh-rlhf rows).
 
-    Every distinct corpus context whose real continuation has ``min_words``–``max_words`` words (and no code
-    block) is paired, in each of ``rounds`` seeded rounds, with a new context from another corpus category
-    that shares no content word with it, and each of the two gives the other its continuation as the
-    rejected reply: chosen = the reply that answers, rejected = a fluent reply to something else. Pairs come
-    as such twins, so a scorer that ignores the context ranks exactly half of them right. Returns
-    ``{"chosen": transcript, "rejected": transcript}`` rows.
+    Every distinct corpus context whose real continuation answers it (names something the context is
+    about: shares a content word with it; ``min_words``–``max_words`` words, no code block) is paired, in
+    each of ``rounds`` seeded rounds, with a new context from another corpus category that shares no content
+    word with it, and each of the two gives the other its continuation as the rejected reply: chosen = the
+    reply that answers, rejected = a fluent reply to something else. Pairs come as such twins, so a scorer
+    that ignores the context ranks exactly half of them right (a word-overlap scorer, which reads it,
+    ranks ~99 % right). Returns ``{"chosen": transcript, "rejected": transcript}`` rows.
     """
     from rlhf.data.corpus import contexts_of, dialogue_ids, load_dialogues
 
@@ -302,8 +303,11 @@ def context_preferences(
         for c in contexts_of(dialogue, did):
             if c.turns in items or c.continuation in replies_seen:
                 continue
-            # Code blocks are left out: a reply in code is told from prose without reading the question.
-            if min_words <= len(words(c.continuation)) <= max_words and "```" not in c.continuation:
+            # Generic continuations ("Are you sure about that?") would answer the unrelated context as well,
+            # and a reply in code is told from prose without reading the question: both are left out.
+            about = {w for t in c.turns for w in words(t)} - _FUNCTION_WORDS
+            reply = words(c.continuation)
+            if min_words <= len(reply) <= max_words and "```" not in c.continuation and about & set(reply):
                 items[c.turns] = (c.continuation, did.split("/")[0])
                 replies_seen.add(c.continuation)
     topic = {turns: {w for t in turns for w in words(t)} - _FUNCTION_WORDS for turns in items}
