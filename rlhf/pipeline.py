@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf.config import ConfigError, load_config, parse_script_args
+from rlhf.config import ConfigError, load_config
 from rlhf.data.corpus import corpus_contexts
 from rlhf.models.policy import DEFAULT_POLICY, PolicyConfig, ensure_policy, generate_replies, load_policy, policy_path
 
@@ -56,6 +56,7 @@ class PipelineConfig:
     wandb_mode: str = "offline"
     runs_dir: str = "artifacts/runs"
     artifacts_dir: str = "artifacts"  # policy cache, preferences and reward model go under it
+    # Each stage's config file: "configs/…" is the copy shipped in the package unless it exists from here.
     policy_config: str = "configs/policy/default.yaml"
     reward_config: str = "configs/reward/default.yaml"
     ppo_config: str = "configs/ppo/default.yaml"
@@ -66,12 +67,9 @@ class PipelineConfig:
 
 
 def _stage_config(cls: type, path: str, **overrides: Any):
-    """``cls`` from the YAML at ``path`` (its defaults when there is no such file), with ``overrides`` applied."""
-    if Path(path).is_file():
-        config = load_config(cls, path)
-    else:
-        print(f"  no config file {path}: using {cls.__name__}'s defaults")
-        config = cls()
+    """``cls`` from the YAML at ``path`` (a missing file is an error: the stage would run on other settings),
+    with ``overrides`` applied."""
+    config = load_config(cls, path)
     known = {f.name for f in dataclasses.fields(cls)}
     return dataclasses.replace(config, **{k: v for k, v in overrides.items() if k in known})
 
@@ -135,9 +133,11 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         path = policy_stage(policy_config)
         return path, path
 
-    # Later stages need the policy's folder even when its stage is not run: the cache lookup is cheap.
-    policy_dir = progress.run("policy", policy) or policy_path(policy_config)
-    reward_config = dataclasses.replace(reward_config, policy=policy_dir)
+    # Later stages need the policy's folder even when its stage is not run; a run of the report alone does not.
+    policy_dir = progress.run("policy", policy)
+    if policy_dir is None and any(s in config.stages for s in STAGES[1:4]):
+        policy_dir = policy_path(policy_config)
+    reward_config = dataclasses.replace(reward_config, policy=policy_dir or reward_config.policy)
 
     def preferences() -> tuple[Path | None, str]:
         from rlhf.training.reward_model import SYNTHETIC, label_preferences
@@ -207,15 +207,14 @@ def _run_note(run_dir: str, skipped: bool) -> str:
     return f"{'reused' if skipped else 'trained'} {run_dir} {numbers}".strip()
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``rlhf-gym``: ``rlhf-gym [--config configs/pipeline/default.yaml] [--field value ...]``."""
-    import sys
+def main(argv: Sequence[str] | None = None) -> int:
+    """The whole chain: ``rlhf-gym [--config FILE] [--field value ...]`` (see :mod:`rlhf.cli`); the exit status."""
+    from rlhf.cli import main as cli_main
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if "--config" not in args and Path("configs/pipeline/default.yaml").is_file():
-        args = ["--config", "configs/pipeline/default.yaml", *args]
-    run_pipeline(parse_script_args(PipelineConfig, args))
+    return cli_main(list(argv) if argv is not None else None)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    sys.exit(main())

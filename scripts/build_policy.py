@@ -1,11 +1,9 @@
-"""Build (or reuse) the policy and print sample dialogues.
+"""Build (or reuse) the policy and print sample dialogues: ``rlhf-gym policy``.
 
-python scripts/build_policy.py --config configs/policy/default.yaml [--field value ...]
+python scripts/build_policy.py [--config FILE] [--field value ...]
 """
 
-from rlhf.config import parse_script_args
-from rlhf.models.policy import PolicyConfig
-from rlhf.pipeline import policy_stage
+from rlhf.cli import script_main
 
 if __name__ == "__main__":
-    policy_stage(parse_script_args(PolicyConfig))
+    script_main("policy")

@@ -1,10 +1,9 @@
-"""Train the DQN baseline (stable-baselines3) on the select env and write its run record.
+"""Train the DQN baseline: ``rlhf-gym dqn``.
 
-python scripts/train_dqn.py --config configs/dqn/default.yaml [--field value ...]
+python scripts/train_dqn.py [--config FILE] [--field value ...]
 """
 
-from rlhf.config import parse_script_args
-from rlhf.training.dqn import DQNConfig, train_dqn
+from rlhf.cli import script_main
 
 if __name__ == "__main__":
-    train_dqn(parse_script_args(DQNConfig))
+    script_main("dqn")

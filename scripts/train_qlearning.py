@@ -1,10 +1,9 @@
-"""Train the tabular Q-learning baseline on the select env and write its run record.
+"""Train the tabular Q-learning baseline: ``rlhf-gym qlearning``.
 
-python scripts/train_qlearning.py --config configs/qlearning/default.yaml [--field value ...]
+python scripts/train_qlearning.py [--config FILE] [--field value ...]
 """
 
-from rlhf.config import parse_script_args
-from rlhf.training.qlearning import QLearningConfig, train_q_learning
+from rlhf.cli import script_main
 
 if __name__ == "__main__":
-    train_q_learning(parse_script_args(QLearningConfig))
+    script_main("qlearning")

@@ -37,6 +37,41 @@ def test_shipped_configs_load():
     load_config(PolicyConfig, "configs/policy/default.yaml")
 
 
+def test_bad_yaml_values_are_blamed_on_the_file_key_and_line(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text("n_layer: 3\nbatch_size: eight\n")
+    with pytest.raises(ConfigError, match=rf"{path}: batch_size: expected a whole number, got 'eight' \(line 2\)"):
+        load_config(PolicyConfig, path)
+    path.write_text("batch_size: 8.5\n")  # once accepted as it was
+    with pytest.raises(ConfigError, match=r"batch_size: expected a whole number, got 8.5"):
+        load_config(PolicyConfig, path)
+    path.write_text("learning_rate: 1e-3\nbatch_size: 8.0\n")  # YAML reads 1e-3 as text: still a number
+    config = load_config(PolicyConfig, path)
+    assert (config.learning_rate, config.batch_size) == (1e-3, 8)
+
+
+def test_bad_override_values_name_the_option():
+    with pytest.raises(ConfigError, match=r"--batch_size.*invalid int value: '8.5'"):
+        load_config(PolicyConfig, None, ["--batch_size", "8.5"])
+
+
+def test_an_empty_yaml_leaves_the_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("# nothing set yet\n")
+    assert load_config(PolicyConfig, path) == PolicyConfig()
+
+
+def test_config_paths_in_a_yaml_are_relative_to_its_folder(tmp_path, monkeypatch):
+    from rlhf.training.reward_model import RewardModelConfig
+
+    (tmp_path / "mine" / "policy").mkdir(parents=True)
+    (tmp_path / "mine" / "policy" / "small.yaml").write_text("n_layer: 1\n")
+    (tmp_path / "mine" / "reward.yaml").write_text("policy_config: policy/small.yaml\n")
+    monkeypatch.chdir(tmp_path / "mine" / "policy")  # anywhere but the config's folder
+    config = load_config(RewardModelConfig, tmp_path / "mine" / "reward.yaml")
+    assert load_config(PolicyConfig, config.policy_config).n_layer == 1
+
+
 def test_mapping_fields_take_json_and_dotted_overrides(tmp_path):
     from rlhf.training.ppo import PPOConfig
 

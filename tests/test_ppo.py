@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -99,7 +100,7 @@ def test_interrupted_run_resumes_without_repeating_steps(tmp_path, tiny_policy_c
     config = tiny_config(tmp_path, tiny_policy_config, total_episodes=32, batch_size=8, save_steps=2)
     first = train_ppo(dataclasses.replace(config, stop_after_steps=2))
     assert not first.finished and first.steps == 2
-    assert read_run(first.run_dir)["info"]["status"] == "running"
+    assert read_run(first.run_dir)["info"]["status"] == "interrupted"
     assert [p.name for p in checkpoint_dirs(first.run_dir)] == ["step-000002"]
     with pytest.raises(FileExistsError, match="--resume true"):
         train_ppo(config)
@@ -118,8 +119,18 @@ def test_interrupted_run_resumes_without_repeating_steps(tmp_path, tiny_policy_c
     assert state == {"step": 4, "samples": 32}
     optimizer = torch.load(checkpoint_dirs(second.run_dir)[-1] / "optimizer.pt", weights_only=True)
     assert optimizer["scheduler"]["last_epoch"] == 4
+    bar = capsys.readouterr().err  # the progress bar: updates done of all, TRL's rollout reward and KL
+    assert "4/4" in bar and "reward=" in bar and "kl=" in bar
+    # The finished run's policy, at a stable path, loads as a plain causal LM: the last checkpoint's weights.
+    from transformers import AutoModelForCausalLM
 
-    capsys.readouterr()
+    final = AutoModelForCausalLM.from_pretrained(f"{second.run_dir}/final")
+    last = AutoModelForCausalLM.from_pretrained(checkpoint_dirs(second.run_dir)[-1] / "policy")
+    assert all(torch.equal(a, b) for a, b in zip(final.parameters(), last.parameters(), strict=True))
+    card = (Path(second.run_dir) / "final" / "README.md").read_text()
+    assert "| eval/env_reward |" in card and '"total_episodes": 32' in card
+    assert not (Path(first.run_dir) / "final").exists() or second.run_dir == first.run_dir
+
     again = train_ppo(dataclasses.replace(config, resume=True))
     assert again.skipped and again.steps == 4
     assert "ppo: skipped, finished run record exists" in capsys.readouterr().out
@@ -141,6 +152,10 @@ def test_two_runs_sit_side_by_side_in_one_wandb_group(tmp_path, tiny_policy_conf
         assert b"sweep" in data and name.encode() in data
         assert result.after[KL] == pytest.approx(result.after[KL])  # finite
     assert (checkpoint_dirs(lora.run_dir)[-1] / "policy" / "adapter_config.json").is_file()
+    from transformers import AutoModelForCausalLM
+
+    merged = Path(lora.run_dir) / "final"  # the adapter merged in: loads without peft
+    assert not (merged / "adapter_config.json").exists() and AutoModelForCausalLM.from_pretrained(merged)
 
 
 @pytest.mark.gpu

@@ -184,3 +184,54 @@ def test_hh_transcript_round_trips_through_the_reader(tmp_path):
     }
     (record,), _ = read_preferences(write_jsonl(tmp_path / "hh.jsonl", [row]))
     assert record["context"] == ["Hi", "Hello!", "How are you?"] and record["chosen"] == "Fine."
+
+
+def test_labelling_takes_only_its_own_answers(tmp_path):
+    items = [(["Hi"], "Hello!", "Go away."), (["Bye"], "See you", "whatever")]
+    out = tmp_path / "human.jsonl"
+    shown = io.StringIO()
+    # "banana" once counted as b and "question" as quit; both are asked again, then "a" and "quit" are taken.
+    stats = label_by_hand(items, out, io.StringIO("banana\nquestion\na\nquit\n"), shown)
+    assert (stats.labelled, stats.quit) == (1, True)
+    assert shown.getvalue().count("please answer a, b, s (skip) or q (quit)") == 2
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["chosen"] == "Hello!"
+
+
+def test_labelling_survives_a_truncated_answers_file_and_names_the_line(tmp_path):
+    items = [(["Hi"], "Hello!", "Go away."), (["Bye"], "See you", "whatever")]
+    out = tmp_path / "human.jsonl"
+    label_by_hand(items[:1], out, io.StringIO("a\n"), io.StringIO())
+    out.write_text(out.read_text() + '{"prompt": "User: Bye\\nBot:", "chos')  # a session killed mid-write
+    shown = io.StringIO()
+    stats = label_by_hand(items, out, io.StringIO("b\n"), shown)
+    assert f"skipping damaged line {out}:2" in shown.getvalue()
+    assert (stats.shown, stats.labelled) == (1, 1)  # the first pair stays answered, the second is asked again
+    lines = out.read_text().splitlines()
+    assert json.loads(lines[-1])["chosen"] == "whatever" and len(lines) == 3  # the new answer on a line of its own
+
+
+def test_ctrl_c_while_labelling_keeps_every_answer(tmp_path):
+    class CtrlCAfter(io.StringIO):
+        def readline(self, *args):
+            line = super().readline(*args)
+            if not line:
+                raise KeyboardInterrupt
+            return line
+
+    items = [(["Hi"], "Hello!", "Go away."), (["Bye"], "See you", "whatever")]
+    out = tmp_path / "human.jsonl"
+    stats = label_by_hand(items, out, CtrlCAfter("a\n"), io.StringIO())
+    assert (stats.labelled, stats.quit) == (1, True)
+    assert [json.loads(line)["chosen"] for line in out.read_text().splitlines()] == ["Hello!"]
+
+
+def test_non_utf8_preference_file_is_named_with_its_line(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(b'{"prompt": "Hi", "chosen": "Hello", "rejected": "no"}\n{"prompt": "caf\xe9", "chosen": "a"}\n')
+    with pytest.raises(PreferenceDataError, match=rf"{path}:2: not UTF-8 text"):
+        read_preferences(path)
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_bytes(b"prompt,chosen,rejected\nHi,Hello,no\ncaf\xe9,a,b\n")
+    with pytest.raises(PreferenceDataError, match=rf"{csv_path}:\d+: not UTF-8 text"):
+        read_preferences(csv_path)

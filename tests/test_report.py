@@ -84,14 +84,10 @@ def test_empty_group_is_a_clear_error(tmp_path):
         build_report("void", tmp_path / "out", runs_dir=tmp_path, source="local")
 
 
-def test_script_exits_non_zero_on_an_empty_group_and_writes_a_report(group, tmp_path, capsys, monkeypatch):
-    import importlib.util
-    from pathlib import Path
+def test_report_command_exits_2_on_an_empty_group_and_writes_a_report(group, tmp_path, capsys, monkeypatch):
+    from rlhf.cli import main
 
-    script = Path(__file__).parents[1] / "scripts" / "compare_runs.py"
-    spec = importlib.util.spec_from_file_location("compare_runs", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = type("cli", (), {"main": staticmethod(lambda args: main(["report", *args]))})
     assert module.main(["--group", "void", "--runs_dir", str(tmp_path)]) == 2
     assert "no runs in group 'void'" in capsys.readouterr().err
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -99,3 +95,18 @@ def test_script_exits_non_zero_on_an_empty_group_and_writes_a_report(group, tmp_
     out = capsys.readouterr().out
     assert "reading local run records" in out and (group / "exp" / "report" / "report.md").is_file()
     assert json.loads((group / "exp" / "ppo" / "run.json").read_text())["status"] == "finished"
+
+
+def test_failed_and_interrupted_runs_are_kept_apart(tmp_path):
+    from rlhf.runs.records import FAILED, INTERRUPTED
+
+    _record(tmp_path, "ppo", kl=True)
+    for algo, status in (("dqn", FAILED), ("qlearning", INTERRUPTED)):
+        folder = _record(tmp_path, algo, finish=False)
+        record = RunRecord(folder, json.loads((folder / "run.json").read_text()))
+        record.mark(status, f"{algo} stopped")
+    text = build_report("exp", tmp_path / "out", runs_dir=tmp_path, source="local").read_text()
+    assert _row(text, "ppo")[2] == "finished"
+    assert "| dqn |" not in text and "| qlearning |" not in text  # not in the table of results
+    assert "- dqn (dqn, failed): dqn stopped" in text
+    assert "- qlearning (qlearning, interrupted): qlearning stopped" in text

@@ -148,3 +148,71 @@ def test_dialogue_env_rewards_replies_with_the_saved_model(trained):
         rewards.append(env.step(reply)[1])
         assert rewards[-1] == pytest.approx(float(scorer.score([turns], [reply])[0]), abs=1e-4)
     env.close()
+
+
+def _pairs(path, n):
+    rows = [{"prompt": f"q{i}", "chosen": "Yes, I love it!", "rejected": f"I hate it {i}."} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_one_step_on_ten_pairs_changes_the_model(tiny_policy, tmp_path):
+    """10 pairs make one optimizer step; the warm-up once put that step at learning rate 0, leaving the model
+    bit-identical to its backbone while it was reported trained."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    config = tiny_config(tmp_path, tiny_policy.path, preferences=_pairs(tmp_path / "p.jsonl", 10), epochs=1.0)
+    report = train_reward_model(config)
+    assert report.train_pairs == 8
+    backbone = AutoModelForCausalLM.from_pretrained(tiny_policy.path).transformer.h[0].attn.c_attn.weight
+    trained = AutoModelForSequenceClassification.from_pretrained(report.path).transformer.h[0].attn.c_attn.weight
+    assert not torch.equal(backbone, trained)
+
+
+def test_settings_that_train_nothing_are_refused_before_any_work(tiny_policy, tmp_path):
+    from rlhf.config import ConfigError
+
+    pairs = _pairs(tmp_path / "p.jsonl", 10)
+    for field, value in (("epochs", 0.0), ("learning_rate", -1e-3), ("batch_size", 0), ("max_length", 0)):
+        config = tiny_config(tmp_path, tiny_policy.path, preferences=pairs, **{field: value})
+        with pytest.raises(ConfigError, match=field):
+            train_reward_model(config)
+    assert not Path(config.runs_dir).exists()  # no run record left behind, "running" or otherwise
+
+
+def test_a_model_trained_under_other_settings_is_kept(tiny_policy, tmp_path, capsys):
+    pairs = _pairs(tmp_path / "p.jsonl", 10)
+    first = train_reward_model(tiny_config(tmp_path, tiny_policy.path, preferences=pairs, epochs=1.0))
+    eval_before = Path(first.path, "eval.json").read_text()
+    train_reward_model(tiny_config(tmp_path, tiny_policy.path, preferences=pairs, epochs=2.0, run_name="rm2"))
+    kept = Path(first.path + ".previous")
+    assert (kept / "eval.json").read_text() == eval_before and (kept / "model.safetensors").is_file()
+    assert f"kept as {kept}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("error, status", [(KeyboardInterrupt, "interrupted"), (RuntimeError, "failed")])
+def test_a_run_that_dies_after_setup_is_marked(tiny_policy, tmp_path, monkeypatch, error, status):
+    import rlhf.training.reward_model as reward_model
+
+    def dies(*args, **kwargs):
+        raise error("stopped in training")
+
+    monkeypatch.setattr(reward_model, "_fit", dies)
+    config = tiny_config(tmp_path, tiny_policy.path, preferences=_pairs(tmp_path / "p.jsonl", 10))
+    with pytest.raises(error):
+        train_reward_model(config)
+    info = json.loads(Path(config.runs_dir, config.group, "reward_model", "run.json").read_text())
+    assert info["status"] == status and "stopped in training" in info["status_reason"]
+
+
+def test_training_that_moves_no_weight_is_an_error_not_a_model(tiny_policy, tmp_path, monkeypatch):
+    import rlhf.training.reward_model as reward_model
+    from rlhf.errors import TrainingError
+
+    monkeypatch.setattr(reward_model, "_fit", lambda config, model, tokenizer, train: (model, tokenizer, 1))
+    config = tiny_config(tmp_path, tiny_policy.path, preferences=_pairs(tmp_path / "p.jsonl", 10))
+    with pytest.raises(TrainingError, match="did not change: 1 optimizer step"):
+        train_reward_model(config)
+    assert not Path(config.output_dir).exists()
+    info = json.loads(Path(config.runs_dir, config.group, "reward_model", "run.json").read_text())
+    assert info["status"] == "failed"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhf.data.chat import BOT, HH_HUMAN, clean_turn, parse_dialogue, render_prompt, split_hh_transcript, words
+from rlhf.errors import UserError
 
 REQUIRED_COLUMNS = ("chosen", "rejected")
 PREFERENCE_COLUMNS = ("prompt", *REQUIRED_COLUMNS)
@@ -42,7 +43,7 @@ CONTEXTS_DIFFER = "hh-rlhf transcripts with different contexts"
 NOT_A_TRANSCRIPT = "hh-rlhf transcript that does not parse"
 
 
-class PreferenceDataError(ValueError):
+class PreferenceDataError(UserError, ValueError):
     """A preference file or dataset that cannot be read as preferences."""
 
 
@@ -153,8 +154,15 @@ def check_columns(columns: Sequence[str], source: str) -> None:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PreferenceDataError(
+                    f"{path}:{number}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
+                    "save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -171,9 +179,14 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 def _csv_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
-        check_columns(reader.fieldnames or [], str(path))
-        for row in reader:
-            yield f"{path}:{reader.line_num}", row
+        try:
+            check_columns(reader.fieldnames or [], str(path))
+            for row in reader:
+                yield f"{path}:{reader.line_num}", row
+        except UnicodeDecodeError as exc:
+            raise PreferenceDataError(
+                f"{path}:{reader.line_num + 1}: not UTF-8 text ({exc.reason}); save the file as UTF-8"
+            ) from None
 
 
 def _table_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], source: str):

@@ -192,13 +192,9 @@ def label_by_hand(
     stdout = output_stream or sys.stdout
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if output.is_file():
-        for line in output.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done.add((row["prompt"], *sorted((row["chosen"], row["rejected"]))))
+    done = answered_pairs(output, stdout)
     stats = HumanLabelStats()
+    _end_with_newline(output)
     with output.open("a", encoding="utf-8") as f:
         for context, a, b in items:
             prompt = render_prompt([clean_turn(t) for t in context])
@@ -209,13 +205,17 @@ def label_by_hand(
             while True:
                 stdout.write("Which reply is better? [a/b/s(kip)/q(uit)]: ")
                 stdout.flush()
-                answer = stdin.readline()
+                try:
+                    answer = stdin.readline()
+                except KeyboardInterrupt:  # Ctrl-C: every answer so far is on disk already
+                    answer = ""
+                    stdout.write("\n")
                 if not answer:  # end of input
                     answer = "q"
-                answer = answer.strip().lower()[:1]
-                if answer in ("a", "b", "s", "q"):
+                answer = ANSWERS.get(answer.strip().lower())
+                if answer:
                     break
-                stdout.write("please answer a, b, s or q\n")
+                stdout.write("please answer a, b, s (skip) or q (quit)\n")
             if answer == "q":
                 stats.quit = True
                 break
@@ -231,6 +231,37 @@ def label_by_hand(
     return stats
 
 
+# Only these answers count: a word that merely starts with a letter ("banana", "question") is asked again.
+ANSWERS = {"a": "a", "b": "b", "s": "s", "skip": "s", "q": "q", "quit": "q"}
+
+
+def answered_pairs(output: Path, warnings: IO[str]) -> set[tuple[str, ...]]:
+    """(prompt, *sorted replies) of every answer in ``output``; a damaged line is skipped and named."""
+    done: set[tuple[str, ...]] = set()
+    if not output.is_file():
+        return done
+    for number, line in enumerate(output.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            done.add((row["prompt"], *sorted((row["chosen"], row["rejected"]))))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            warnings.write(f"skipping damaged line {output}:{number} ({type(exc).__name__}: {exc})\n")
+    return done
+
+
+def _end_with_newline(path: Path) -> None:
+    """A truncated last line (a killed session) gets its line break, so the next answer starts a line of its own."""
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as f:
+            f.seek(-1, 2)
+            last = f.read(1)
+        if last != b"\n":
+            with path.open("ab") as f:
+                f.write(b"\n")
+
+
 def human_session(
     policy: str,
     output: str | Path,
@@ -242,6 +273,8 @@ def human_session(
     output_stream: IO[str] | None = None,
 ) -> HumanLabelStats:
     """Label by hand two policy replies to each of the first ``count`` held-out corpus contexts."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive whole number of contexts to label, got {count!r}")
     contexts = [c.turns for c in corpus_contexts("heldout", seed=seed)[:count]]
     items = sample_reply_pairs(policy, contexts, seed=seed, device=device, max_new_tokens=max_new_tokens)
     return label_by_hand(items, output, input_stream, output_stream)

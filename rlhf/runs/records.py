@@ -5,7 +5,7 @@ mode says so, or ``disabled``. Offline wandb files have no Python reader, so eac
 plain record that the comparison report reads::
 
     <runs_dir>/<group>/<name>/
-        run.json        algo, env, group, tags, config, status ("running" → "finished")
+        run.json        algo, env, group, tags, config, status ("running" → "finished", "failed" or "interrupted")
         metrics.jsonl   one {"step": …, metric: value, …} per line
         samples.jsonl   sample replies, one {"step": …, "context": …, "reply": …, …} per line
         summary.json    final numbers, written by finish()
@@ -16,27 +16,36 @@ Runs of one experiment share a ``group`` so PPO and the baselines sit side by si
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 WANDB_MODES = ("offline", "online", "disabled")
+FAILED, INTERRUPTED = "failed", "interrupted"
+
+# Records started and not yet finished or marked: a trainer wrapped in :func:`marks_failure` marks the ones
+# its own call opened when it raises.
+_open_records: list[RunRecord] = []
 
 
 @dataclass
 class RunSettings:
     """Where and how a run is logged; each trainer's config carries these fields."""
 
-    project: str = "rlhf-gym"
-    group: str = "default"
-    run_name: str | None = None
-    wandb_mode: str = "offline"
-    runs_dir: str = "artifacts/runs"
+    project: str = "rlhf-gym"  # the wandb project
+    group: str = "default"  # the wandb group and <runs_dir>/<group>: the runs one report compares
+    run_name: str | None = None  # the run's folder and wandb name; None: the algorithm's name
+    wandb_mode: str = "offline"  # offline (wandb sync later), online (needs a key) or disabled
+    runs_dir: str = "artifacts/runs"  # run records go under it, relative to the working directory
 
 
 def _slug(text: str) -> str:
@@ -93,6 +102,7 @@ class RunRecord:
         if resume and run_file.exists():
             info = json.loads(run_file.read_text())
             info["status"] = "running"
+            info.pop("status_reason", None)
         else:
             info = {
                 "name": name,
@@ -111,6 +121,7 @@ class RunRecord:
             info["wandb_id"] = wandb_run.id
         record = cls(folder, info, wandb_run)
         record._write_info()
+        _open_records.append(record)
         return record
 
     @classmethod
@@ -162,15 +173,51 @@ class RunRecord:
         (self.folder / "summary.json").write_text(json.dumps(summary, indent=2))
         self.info["status"] = "finished"
         self._write_info()
+        self._close()
         if self.wandb_run is not None:
             self.wandb_run.summary.update(summary)
             self.wandb_run.finish()
             self.wandb_run = None
 
+    def mark(self, status: str, reason: str = "") -> None:
+        """End an unfinished run as ``status`` ("failed", "interrupted"), with the ``reason``; a resume can
+        still continue it. The report keeps such runs apart from the finished ones."""
+        self.info["status"] = status
+        if reason:
+            self.info["status_reason"] = reason
+        self._write_info()
+        self._close()
+        if self.wandb_run is not None:
+            self.wandb_run.finish(exit_code=1 if status == FAILED else 255)
+            self.wandb_run = None
+
+    def _close(self) -> None:
+        if self in _open_records:
+            _open_records.remove(self)
+
     def _write_info(self) -> None:
         tmp = self.folder / "run.json.tmp"
         tmp.write_text(json.dumps(self.info, indent=2, default=str))
         os.replace(tmp, self.folder / "run.json")
+
+
+def marks_failure(train: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a trainer: a run record it opened and left unfinished is marked "interrupted" on Ctrl-C and
+    "failed" on any other exception (with the error), so no record is left "running" by a dead process."""
+
+    @functools.wraps(train)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        opened_before = {id(r) for r in _open_records}
+        try:
+            return train(*args, **kwargs)
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            for record in [r for r in _open_records if id(r) not in opened_before]:
+                if record.info.get("status") == "running":
+                    record.mark(INTERRUPTED if interrupted else FAILED, f"{type(exc).__name__}: {exc}"[:500])
+            raise
+
+    return wrapper
 
 
 def _init_wandb(info: dict[str, Any], folder: Path, mode: str, resume: bool):

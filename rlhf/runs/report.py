@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhf.runs.evaluation import ENV_REWARD, EVAL_METRICS, GOLD_REWARD, KL, SAMPLES
-from rlhf.runs.records import group_folder, read_run
+from rlhf.runs.records import FAILED, INTERRUPTED, group_folder, read_run
 
 SOURCES = ("local", "wandb", "auto")
 TRAIN_ENV_REWARD = "eval_train/env_reward"  # tabular Q-learning's score on its own training contexts
@@ -44,6 +44,7 @@ class RunData:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the folder or wandb path it was read from
+    reason: str = ""  # why a failed or interrupted run stopped, as its record says
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -97,6 +98,7 @@ def local_run(folder: str | os.PathLike) -> RunData:
         name=str(info.get("name", folder.name)),
         algo=str(info.get("algo", "?")),
         status=str(info.get("status", "?")),
+        reason=str(info.get("status_reason", "")),
         metrics=run["metrics"],
         summary=run["summary"],
         source=str(folder),
@@ -246,8 +248,10 @@ def build_report(
     out = Path(out_dir) if out_dir else group_folder(runs_dir, group or "runs") / "report"
     out.mkdir(parents=True, exist_ok=True)
 
-    compared = sorted((r for r in runs if _is_policy_run(r)), key=_algo_order)
-    others = [r for r in runs if not _is_policy_run(r)]
+    # A run that failed or was interrupted is listed apart: its numbers are not a result to compare.
+    stopped = [r for r in runs if r.status in (FAILED, INTERRUPTED)]
+    compared = sorted((r for r in runs if _is_policy_run(r) and r not in stopped), key=_algo_order)
+    others = [r for r in runs if not _is_policy_run(r) and r not in stopped]
     if not compared:
         names = ", ".join(f"{r.name} ({r.algo})" for r in runs)
         raise EmptyGroupError(
@@ -281,6 +285,10 @@ def build_report(
     if incomplete:
         lines.append("Incomplete runs (their numbers are what they logged before stopping):")
         lines += [f"- {r.name} ({r.source}): {'; '.join(r.problems) or r.status}" for r in incomplete]
+        lines.append("")
+    if stopped:
+        lines.append("Failed or interrupted runs (not compared; an interrupted PPO run resumes with `--resume true`):")
+        lines += [f"- {r.name} ({r.algo}, {r.status}): {r.reason or 'no reason recorded'}" for r in stopped]
         lines.append("")
     if any(r.final(TRAIN_ENV_REWARD) is not None for r in compared):
         lines += [

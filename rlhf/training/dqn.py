@@ -18,7 +18,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES
-from rlhf.runs.records import RunRecord
+from rlhf.runs.records import RunRecord, marks_failure
 from rlhf.training.baselines import (
     SELECT_ENV_ID,
     BaselineResult,
@@ -112,6 +112,7 @@ class TrainStatsCallback(BaseCallback):
         return True
 
 
+@marks_failure
 def train_dqn(config: DQNConfig) -> BaselineResult:
     """Train SB3's DQN on the select env, evaluate it like PPO every ``eval_every`` steps, save the model in
     its run record. Skipped when ``<runs_dir>/<group>/<run_name or "dqn">`` is a finished run record."""
@@ -156,7 +157,7 @@ def train_dqn(config: DQNConfig) -> BaselineResult:
         if config.torch_threads > 0:
             # Batches of 64 x 576 are far too small to split: on 2 busy cores 2 threads ran 5x slower than 1.
             torch.set_num_threads(config.torch_threads)
-        model.learn(config.total_timesteps, callback=callbacks)
+        model.learn(config.total_timesteps, callback=callbacks, progress_bar=True)
     finally:
         torch.set_num_threads(threads)
     model.save(record.folder / "dqn_model.zip")

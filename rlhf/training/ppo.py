@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import os
 import random
@@ -49,11 +50,19 @@ from transformers.trainer_callback import PrinterCallback
 
 from rlhf.data.corpus import turns_of
 from rlhf.envs.registration import resolve_env_id
-from rlhf.models.policy import PolicyConfig, context_window, generate_replies, load_policy, policy_path, resolve_device
+from rlhf.models.policy import (
+    PolicyConfig,
+    context_window,
+    generate_replies,
+    load_policy,
+    policy_path,
+    resolve_device,
+    save_pretrained_atomically,
+)
 from rlhf.rewards.reward_model import RewardModelScorer
 from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts
 from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
-from rlhf.runs.records import RunRecord, RunSettings, finished_run, read_run, run_folder
+from rlhf.runs.records import INTERRUPTED, RunRecord, RunSettings, finished_run, marks_failure, read_run, run_folder
 from rlhf.training.checkpoints import (
     latest_checkpoint,
     load_optimizer_state,
@@ -63,7 +72,10 @@ from rlhf.training.checkpoints import (
 )
 
 ALGO = "ppo"
+FINAL = "final"  # <run>/final/: the trained policy, loadable by AutoModelForCausalLM.from_pretrained
 MODEL_DTYPES = ("auto", "float32", "bfloat16")
+# Shown on the progress bar after each update: TRL's mean rollout reward and KL to the reference.
+PROGRESS_METRICS = {"reward": "objective/scores", "kl": "objective/kl"}
 
 
 @dataclass
@@ -252,8 +264,12 @@ class PPORunCallback(TrainerCallback):
         return self.step_offset + state.global_step, self.samples_offset + state.episode
 
     def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+
         if self.step_offset == 0:
             self.run.before = self.run.evaluate(step=0, samples=0)
+        total = self.run.total_updates
+        self.bar = tqdm(total=total, initial=self.step_offset, desc="ppo", unit="update", dynamic_ncols=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         step, samples = self._position(state)
@@ -265,9 +281,14 @@ class PPORunCallback(TrainerCallback):
                     "lower learning_rate, check the reward for extreme values, or resume from the last checkpoint"
                 )
         self.run.record.log({**numbers, SAMPLES: samples}, step=step)
+        shown = {name: numbers[key] for name, key in PROGRESS_METRICS.items() if key in numbers}
+        if getattr(self, "bar", None) is not None and shown:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()}, refresh=False)
 
     def on_step_end(self, args, state, control, **kwargs):
         step, samples = self._position(state)
+        if getattr(self, "bar", None) is not None:
+            self.bar.update(step - self.bar.n)
         if step % self.run.config.eval_steps == 0 and step < self.run.total_updates:
             self.run.evaluate(step, samples)
         if step % self.run.config.save_steps == 0:
@@ -275,6 +296,8 @@ class PPORunCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         step, samples = self._position(state)
+        if getattr(self, "bar", None) is not None:
+            self.bar.close()
         if step > self.last_saved:
             self._save(step, samples)
         if step >= self.run.total_updates:
@@ -346,6 +369,8 @@ class _Run:
 def _check(config: PPOConfig) -> None:
     if config.model_dtype not in MODEL_DTYPES:
         raise ValueError(f"model_dtype must be one of {MODEL_DTYPES}, got {config.model_dtype!r}")
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0 (it is {config.learning_rate}): PPO would not change the policy")
     if config.lr_scheduler_type not in ("linear", "constant"):
         raise ValueError(f"lr_scheduler_type must be 'linear' or 'constant', got {config.lr_scheduler_type!r}")
     for name in ("total_episodes", "batch_size", "num_mini_batches", "num_ppo_epochs", "response_length",
@@ -535,6 +560,7 @@ def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda
 # -- the training call ----------------------------------------------------------------------------------
 
 
+@marks_failure
 def train_ppo(config: PPOConfig) -> PPOResult:
     """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
 
@@ -598,22 +624,40 @@ def train_ppo(config: PPOConfig) -> PPOResult:
         print(f"[ppo] warning: accelerate was set up earlier in this process with mixed precision "
               f"{trainer.accelerator.mixed_precision!r}, not {wanted!r}; run PPO in a fresh process")  # fmt: skip
     try:
-        trainer.train()
-    except BaseException:
-        if record.wandb_run is not None:
-            record.wandb_run.finish(exit_code=1)
-        raise
+        trainer.train()  # an exception marks the record failed or interrupted (marks_failure)
     finally:
         env.close()
     steps, samples = done["step"] + updates, done["samples"] + updates * config.batch_size
     before = run.before or _first_eval(run_dir)
     finished = steps >= total_updates
     if finished:
-        record.finish({"before": before, "after": run.after, "steps": steps, "samples": samples,
-                       "seconds": round(time.time() - started, 1)})  # fmt: skip
-    elif record.wandb_run is not None:  # interrupted on purpose (stop_after_steps): the record stays "running"
-        record.wandb_run.finish()
+        summary = {"before": before, "after": run.after, "steps": steps, "samples": samples,
+                   "seconds": round(time.time() - started, 1)}  # fmt: skip
+        save_final_policy(run_dir / FINAL, models.policy, models.tokenizer, config, summary)
+        record.finish(summary)
+    else:  # interrupted on purpose (stop_after_steps): resumable, kept apart from finished runs by the report
+        record.mark(INTERRUPTED, f"stop_after_steps {config.stop_after_steps}")
     return PPOResult(str(run_dir), before, run.after, round(time.time() - started, 1), steps, samples, finished)
+
+
+def save_final_policy(target: Path, policy, tokenizer, config: PPOConfig, summary: dict[str, Any]) -> Path:
+    """Save the trained policy (LoRA merged in), its tokenizer and a model card (config, metrics) to ``target``."""
+    if hasattr(policy, "merge_and_unload"):  # a PEFT model: a plain causal LM that loads without peft
+        policy = policy.merge_and_unload()
+    metrics = "\n".join(
+        f"| {key} | {summary['before'].get(key, float('nan')):.4f} | {summary['after'].get(key, float('nan')):.4f} |"
+        for key in sorted(set(summary.get("before", {})) | set(summary.get("after", {})))
+    )
+    card = (
+        f"# PPO policy: run {config.run_name or ALGO} (group {config.group})\n\n"
+        f"Trained with TRL's PPO by rlhf-gym on `{config.env_id}` from `{config.policy}`: {summary['steps']} updates, "
+        f"{summary['samples']} samples, {summary['seconds']} s. Talk to it: `rlhf-gym chat --policy {target}`.\n\n"
+        f"## Held-out metrics\n\n| metric | before | after |\n|---|---|---|\n{metrics}\n\n"
+        f"## Config\n\n```json\n{json.dumps(dataclasses.asdict(config), indent=2, default=str)}\n```\n"
+    )
+    save_pretrained_atomically(policy, tokenizer, target, {"README.md": card})
+    print(f"[ppo] final policy: {target}")
+    return target
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import gymnasium
 import numpy as np
 
 from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, SAMPLES, evaluate_replies
-from rlhf.runs.records import RunRecord
+from rlhf.runs.records import RunRecord, marks_failure
 from rlhf.training.baselines import (
     SELECT_INDEX_ENV_ID,
     BaselineResult,
@@ -76,7 +76,9 @@ def q_learning(
     rng = np.random.default_rng(config.seed)
     env.action_space.seed(config.seed)
     state, _ = env.reset(seed=config.seed)
-    for step in range(1, config.total_steps + 1):
+    from tqdm.auto import tqdm
+
+    for step in tqdm(range(1, config.total_steps + 1), desc="qlearning", unit="step", mininterval=1.0):
         epsilon = linear_schedule(
             step, config.total_steps, config.epsilon_start, config.epsilon_end, config.exploration_fraction
         )
@@ -110,6 +112,7 @@ def tabular_policy(
     return act
 
 
+@marks_failure
 def train_q_learning(config: QLearningConfig) -> BaselineResult:
     """Train tabular Q-learning, evaluate it like PPO every ``eval_every`` steps and write its run record.
 

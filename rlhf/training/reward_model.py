@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -24,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from rlhf.config import load_config
+from rlhf.config import ConfigError, load_config
 from rlhf.data.chat import render_exchange
 from rlhf.data.preferences import read_preferences, split_preferences
+from rlhf.errors import TrainingError
 from rlhf.models.policy import (
     DEFAULT_POLICY,
     PolicyConfig,
@@ -39,7 +41,7 @@ from rlhf.rewards.base import RewardFunction
 from rlhf.rewards.labeller import label_synthetic_preferences
 from rlhf.rewards.resolve import resolve_reward
 from rlhf.rewards.reward_model import RewardModelScorer
-from rlhf.runs.records import RunRecord, RunSettings, run_folder
+from rlhf.runs.records import RunRecord, RunSettings, marks_failure, run_folder
 
 SYNTHETIC = "synthetic"
 POLICY_BACKBONE = "policy"
@@ -202,19 +204,25 @@ def heldout_replies(records: Sequence[dict[str, Any]]) -> tuple[list[list[str]],
     return list(seen.values()), [reply for _, reply in seen]
 
 
+@marks_failure
 def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     """Label or read preferences, train the reward model with TRL's ``RewardTrainer``, save it with its
     tokenizer to ``config.output_dir`` and evaluate it there; reused when that folder holds a reward model
-    trained under the same settings."""
+    trained under the same settings; an output folder holding anything else is kept under a new name."""
+    import torch
+
+    check_training_settings(config)
     output = Path(config.output_dir)
     eval_file = output / "eval.json"
-    if eval_file.is_file() and (output / "reward_config.json").is_file():
-        if json.loads((output / "reward_config.json").read_text()) == _identity(config):
-            report = RewardModelReport(**json.loads(eval_file.read_text()))
-            report.path, report.reused = str(output), True
-            print(f"reusing reward model {output}")
-            return report
-        print(f"{output} holds a reward model trained under other settings: training afresh")
+    settings_file = output / "reward_config.json"
+    if eval_file.is_file() and settings_file.is_file() and json.loads(settings_file.read_text()) == _identity(config):
+        report = RewardModelReport(**json.loads(eval_file.read_text()))
+        report.path, report.reused = str(output), True
+        print(f"reusing reward model {output}")
+        return report
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        kept = set_aside(output)  # a model trained under other settings, or anything else: never deleted
+        print(f"{output} holds a reward model trained under other settings (or other files): kept as {kept}")
 
     started = time.time()
     needs_policy = config.preferences == SYNTHETIC or config.base_model == POLICY_BACKBONE
@@ -227,7 +235,13 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     record = RunRecord.for_config(
         config, algo="reward_model", env_id=f"preferences:{config.preferences}", name=_free_run_name(config)
     )
+    before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     model, tokenizer, steps = _fit(config, model, tokenizer, train)
+    if all(torch.equal(p.detach().cpu(), before[name].cpu()) for name, p in model.named_parameters() if name in before):
+        raise TrainingError(
+            f"the reward model did not change: {steps} optimizer step(s) on {len(train)} training pairs left every "
+            f"weight as it was; add preference pairs or epochs, or check learning_rate ({config.learning_rate})"
+        )
     save_pretrained_atomically(model, tokenizer, output)
 
     device = str(resolve_device(config.device))
@@ -261,6 +275,29 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     return report
 
 
+def check_training_settings(config: RewardModelConfig) -> None:
+    """Refuse settings under which no real optimizer step would be taken, before anything is labelled or loaded."""
+    if not config.epochs > 0:
+        raise ConfigError(f"epochs must be > 0 (it is {config.epochs}): with no epoch the model is not trained")
+    if not config.learning_rate > 0:
+        raise ConfigError(f"learning_rate must be > 0, got {config.learning_rate}")
+    for name in ("batch_size", "max_length"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if not 0 < config.heldout_fraction < 1:
+        raise ConfigError(f"heldout_fraction must be between 0 and 1 (exclusive), got {config.heldout_fraction}")
+
+
+def set_aside(path: Path) -> Path:
+    """Rename ``path`` to the first free ``<path>.previous[-N]`` and return the new name."""
+    target, n = path.with_name(f"{path.name}.previous"), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.previous-{n}")
+    path.rename(target)
+    return target
+
+
 def load_reward_base(base: str, tokenizer_name: str | None = None, seed: int = 0):
     """(model, tokenizer): ``base`` with a fresh one-output score head, and its tokenizer (or ``tokenizer_name``),
     padding set up for sequence classification. Refuses a tokenizer larger than the model's embeddings."""
@@ -292,13 +329,15 @@ def _fit(config: RewardModelConfig, model, tokenizer, train: Sequence[dict[str, 
     dataset = tokenize_pairs(train, tokenizer, max_length)
 
     device = resolve_device(config.device)
+    steps = math.ceil(len(dataset) / config.batch_size) * math.ceil(config.epochs)
     args = RewardConfig(
         output_dir=str(Path(config.output_dir).with_name(Path(config.output_dir).name + ".trainer")),
         num_train_epochs=config.epochs,
         learning_rate=config.learning_rate,
         per_device_train_batch_size=config.batch_size,
         lr_scheduler_type="cosine",
-        warmup_steps=0.05,  # a fraction of the steps
+        # 5% of the steps, rounded down: a short run gets no warm-up, whose first step would be at learning rate 0
+        warmup_steps=int(0.05 * steps),
         max_length=None,  # tokenize_pairs truncated already; the trainer would drop long pairs instead
         logging_steps=10,
         save_strategy="no",
