@@ -57,14 +57,11 @@ if __name__ == "__main__":
     ids = encode_dialogues(tokenizer, heldout, model.config.n_positions)
     token_ppl = perplexity(model, ids, tokenizer.pad_token_id)
     tokens = sum(len(s) - 1 for s in ids)
-    # Count the words of the predicted text only (after the leading eos, up to any cut); an <unk> and the
-    # closing eos count as one word each, so the count is the same whichever tokenizer reads the text.
+    # Count the words of the predicted text only (after the leading eos, up to any cut; the closing eos
+    # counts as one word), so the count is the same whichever tokenizer reads the text.
     n_words = sum(len(words(tokenizer.decode(s[1:], skip_special_tokens=False))) for s in ids)
     word_ppl = math.exp(math.log(token_ppl) * tokens / n_words)
     print(f"held-out: token perplexity {token_ppl:.2f} on {tokens} tokens; word perplexity {word_ppl:.2f} on {n_words}")
-    has_unk = tokenizer.unk_token != tokenizer.eos_token  # the BPE tokenizer has no <unk>
-    unknown = sum(t == tokenizer.unk_token_id for s in ids for t in s[1:]) if has_unk else 0
-    print(f"  out-of-vocabulary held-out tokens: {unknown} ({unknown / tokens:.1%})")
 
     contexts = [c.turns for c in corpus_contexts("heldout", config.heldout_fraction, config.seed)[:n_contexts]]
     vocabulary = corpus_vocabulary(config.heldout_fraction, config.seed)

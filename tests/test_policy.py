@@ -3,13 +3,13 @@ import os
 
 import pytest
 import torch
+from tokenizers.pre_tokenizers import ByteLevel
 
 from rlhf.data.chat import render_dialogue
 from rlhf.data.corpus import load_dialogues
 from rlhf.models.policy import (
     EOS,
     PAD,
-    UNK,
     PolicyConfig,
     default_policy_dir,
     ensure_policy,
@@ -18,7 +18,6 @@ from rlhf.models.policy import (
     pack_blocks,
     train_tokenizer,
 )
-from rlhf.runs.evaluation import corpus_vocabulary, word_rate
 
 
 def test_tiny_policy_beats_a_unigram_model(tiny_policy):
@@ -70,27 +69,21 @@ def test_pack_blocks_joins_dialogues_with_one_eos():
     assert blocks.dtype == torch.long
 
 
-def test_word_tokenizer_holds_whole_corpus_words_and_decodes_exactly():
+def test_word_tokenizer_holds_whole_corpus_words_and_spells_the_rest_exactly():
     texts = [render_dialogue(d) for d in load_dialogues()[:300]]
     tokenizer = train_tokenizer(texts, 600, kind="word")
     split = tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str
     whole_words = {piece for t in texts for piece, _ in split(t)}  # " hello", "?", "'s": never part of a word
-    tokens = set(tokenizer.get_vocab()) - {EOS, PAD, UNK}
+    byte_symbols = set(ByteLevel.alphabet())  # what a word outside the vocabulary is spelled in
+    tokens = set(tokenizer.get_vocab()) - {EOS, PAD}
     # A BPE vocabulary holds fragments ("iltt") that sampling strings into non-words; this one holds none.
-    assert len(tokens) == 600 - 3 and tokens <= whole_words
-    known = [t for t in texts if tokenizer.unk_token_id not in tokenizer(t)["input_ids"]]
-    assert len(known) > 50 and all(tokenizer.decode(tokenizer(t)["input_ids"]) == t for t in known)
-    unknown = tokenizer("User: Zyxwv?\n")["input_ids"]
-    assert tokenizer.unk_token_id in unknown and tokenizer.unk_token_id != tokenizer.eos_token_id
+    assert len(tokens) == 600 - 2 and tokens <= whole_words | byte_symbols
+    assert all(tokenizer.decode(tokenizer(t)["input_ids"]) == t for t in texts)
+    # Words it has not kept are spelled in bytes, so any prompt or reply survives encode/decode.
+    novel = "User: Is the weather in Zürich nice? ☃\n"
+    assert tokenizer.decode(tokenizer(novel)["input_ids"]) == novel
 
 
 def test_unknown_tokenizer_kind_is_named():
     with pytest.raises(ValueError, match="'chars'"):
         train_tokenizer(["User: hi\n"], 50, kind="chars")
-
-
-def test_tiny_policy_replies_are_made_of_corpus_words(tiny_policy):
-    model, tokenizer = load_policy(tiny_policy.path, device="cpu")
-    contexts = [["Hello"], ["What is your name?"], ["Do you like movies?"], ["Tell me a joke"]]
-    replies = [r for rs in generate_replies(model, tokenizer, contexts, num_samples=8, seed=0) for r in rs]
-    assert word_rate(replies, corpus_vocabulary()) >= 0.9  # the issue's target for the default policy
