@@ -1,7 +1,7 @@
 """``rlhf-gym``: one command for every stage, from any directory.
 
     rlhf-gym [--config FILE] [--field value ...]            the whole chain (rlhf.pipeline)
-    rlhf-gym policy|label|reward-model|ppo|qlearning|dqn|report|chat [--config FILE] [--field value ...]
+    rlhf-gym policy|label|reward-model|ppo|grpo|rloo|dpo|qlearning|dqn|report|chat [--config FILE] [--field value ...]
     rlhf-gym <command> --help                                every field, its default and meaning
 
 A command reads the YAML named by ``--config`` or, without one, its default config shipped inside the
@@ -108,6 +108,23 @@ def _run_ppo(config, _extra: list[str]) -> None:
         print(f"  {key:22s} {result.before.get(key, float('nan')):8.3f} -> {result.after.get(key, float('nan')):8.3f}")
 
 
+def _trainer(algo: str) -> tuple[Callable[[], type], Callable[[Any, list[str]], None]]:
+    """(config class, runner) of the GRPO, RLOO or DPO command: trained like PPO, printed like PPO."""
+    import importlib
+
+    def config_class() -> type:
+        return getattr(importlib.import_module(f"rlhf.training.{algo}"), f"{algo.upper()}Config")
+
+    def run(config, _extra: list[str]) -> None:
+        result = getattr(importlib.import_module(f"rlhf.training.{algo}"), f"train_{algo}")(config)
+        print(f"run record: {result.run_dir} ({result.steps} updates, {result.samples} samples, {result.seconds:.0f}s)")
+        for key in sorted(set(result.before) | set(result.after)):
+            before, after = result.before.get(key, float("nan")), result.after.get(key, float("nan"))
+            print(f"  {key:22s} {before:8.3f} -> {after:8.3f}")
+
+    return config_class, run
+
+
 def _run_qlearning(config, _extra: list[str]) -> None:
     from rlhf.training.qlearning import train_q_learning
 
@@ -196,7 +213,7 @@ def _chat_config() -> type:
 
 PIPELINE = Command(
     "rlhf-gym",
-    "the whole chain: policy, preferences, reward model, PPO, Q-learning, DQN, report (each reused when done)",
+    "the whole chain: policy, preferences, reward model, PPO, GRPO, DPO (RLOO on request), Q-learning, DQN, report",
     _pipeline_config,
     "configs/pipeline/default.yaml",
     _run_pipeline,
@@ -236,6 +253,27 @@ COMMANDS = {
             "configs/ppo/default.yaml",
             _run_ppo,
         ),
+        Command(
+            "grpo",
+            "train the policy with TRL's GRPO on an environment's reward (groups of sampled replies)",
+            *_trainer("grpo")[:1],
+            "configs/grpo/default.yaml",
+            _trainer("grpo")[1],
+        ),  # fmt: skip
+        Command(
+            "rloo",
+            "train the policy with TRL's RLOO on an environment's reward (leave-one-out baseline)",
+            *_trainer("rloo")[:1],
+            "configs/rloo/default.yaml",
+            _trainer("rloo")[1],
+        ),  # fmt: skip
+        Command(
+            "dpo",
+            "train the policy with TRL's DPO on the reward model's preference pairs (no reward model)",
+            *_trainer("dpo")[:1],
+            "configs/dpo/default.yaml",
+            _trainer("dpo")[1],
+        ),  # fmt: skip
         Command(
             "qlearning",
             "the tabular Q-learning baseline on the select env",

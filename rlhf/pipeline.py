@@ -1,10 +1,16 @@
 """The main job, ``rlhf-gym``: the whole chain on the offline default, each stage reused when done.
 
-policy → synthetic preferences → reward model → PPO → tabular Q-learning → DQN → comparison report.
+policy → synthetic preferences → reward model → PPO, GRPO, RLOO, DPO → tabular Q-learning → DQN → comparison report.
 
-Every stage is an ordinary library call that skips itself when its output exists (the policy cache,
-the labelled preference file, the reward-model folder, each finished run record), so re-running the job
-after an interruption redoes only what is missing, and any stage runs alone through its own script.
+The main job runs the stages in ``stages``; by default those that fit its 10-minute budget on 2 CPU cores
+(see docs/BENCHMARKS.md), the others are one flag away (``--stages`` lists them) and the job prints which
+stages it ran and which it left out.
+
+Every stage is an ordinary library call that reuses its output when it exists and was made by the same
+config and inputs (:mod:`rlhf.runs.fingerprint`: the policy cache, the labelled preference file, the
+reward-model folder, each finished run record), so re-running the job after an interruption redoes only
+what is missing, a changed setting redoes its stage and what depends on it, and any stage runs alone
+through its own script. Every stage uses one split of the contexts (checked before anything runs).
 The runs share one wandb project and ``group``; the report compares that group. All outputs go under
 ``artifacts_dir`` (policy cache, preferences, reward model) and ``runs_dir`` (run records, report).
 """
@@ -44,7 +50,9 @@ def policy_stage(config: PolicyConfig) -> str:
     return path
 
 
-STAGES = ("policy", "preferences", "reward_model", "ppo", "qlearning", "dqn", "report")
+STAGES = ("policy", "preferences", "reward_model", "ppo", "grpo", "rloo", "dpo", "qlearning", "dqn", "report")
+# What the default job runs: everything but RLOO, which would take it past 10 minutes on 2 CPU cores.
+DEFAULT_STAGES = ("policy", "preferences", "reward_model", "ppo", "grpo", "dpo", "qlearning", "dqn", "report")
 
 
 @dataclass
@@ -62,7 +70,10 @@ class PipelineConfig:
     ppo_config: str = "configs/ppo/default.yaml"
     qlearning_config: str = "configs/qlearning/default.yaml"
     dqn_config: str = "configs/dqn/default.yaml"
-    stages: list[str] = field(default_factory=lambda: list(STAGES))  # run these, in the chain's order
+    grpo_config: str = "configs/grpo/default.yaml"
+    rloo_config: str = "configs/rloo/default.yaml"
+    dpo_config: str = "configs/dpo/default.yaml"
+    stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))  # run these, in the chain's order
     report_source: str = "auto"  # "local", "wandb" or "auto" (see rlhf.runs.report.load_runs)
 
 
@@ -87,7 +98,7 @@ class _Progress:
     def run(self, name: str, fn: Callable[[], tuple[Any, str]]) -> Any:
         number = f"[{STAGES.index(name) + 1}/{len(STAGES)}]"
         if name not in self.stages:
-            self.console.print(f"[dim]{number} {name}: not in stages, skipped[/dim]")
+            self.console.print(f"[dim]{number} {name}: not in stages, skipped (add it to --stages to run it)[/dim]")
             return None
         self.console.rule(f"{number} {name}")
         started = time.time()
@@ -107,6 +118,9 @@ class _Progress:
             table.add_row(name, f"{seconds:.1f}", note)
         table.add_row("total", f"{sum(t for _, t, _ in self.times):.1f}", "")
         self.console.print(table)
+        left_out = [s for s in STAGES if s not in self.stages]
+        ran = [name for name, _, _ in self.times]
+        self.console.print(f"stages run: {', '.join(ran) or 'none'}; left out: {', '.join(left_out) or 'none'}")
 
 
 def run_pipeline(config: PipelineConfig) -> Path | None:
@@ -128,6 +142,8 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         output_dir=str(artifacts / "reward_model"),
         **runs,
     )
+
+    reward_config = _check_one_split(config, policy_config, reward_config)
 
     def policy() -> tuple[str, str]:
         path = policy_stage(policy_config)
@@ -156,7 +172,8 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
 
     progress.run("preferences", preferences)
     reward_dir = progress.run("reward_model", reward_model) or reward_config.output_dir
-    if not (Path(reward_dir) / "config.json").is_file() and any(s in config.stages for s in STAGES[3:6]):
+    needs_reward_model = ("ppo", "grpo", "rloo", "dpo", "qlearning", "dqn")
+    if not (Path(reward_dir) / "config.json").is_file() and any(s in config.stages for s in needs_reward_model):
         raise FileNotFoundError(f"no reward model at {reward_dir}: run the reward_model stage first")
 
     def ppo() -> tuple[str, str]:
@@ -165,6 +182,34 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         ppo_config = _stage_config(PPOConfig, config.ppo_config, policy=policy_dir, **runs)
         ppo_config.env_kwargs = {**ppo_config.env_kwargs, "reward_model": reward_dir}
         result = train_ppo(ppo_config)
+        return result.run_dir, _run_note(result.run_dir, result.skipped)
+
+    def online(algo: str) -> Callable[[], tuple[str, str]]:
+        """The GRPO or RLOO stage: on the reward model, like PPO."""
+
+        def stage() -> tuple[str, str]:
+            if algo == "grpo":
+                from rlhf.training.grpo import GRPOConfig as Config
+                from rlhf.training.grpo import train_grpo as train
+            else:
+                from rlhf.training.rloo import RLOOConfig as Config
+                from rlhf.training.rloo import train_rloo as train
+            stage_config = _stage_config(Config, getattr(config, f"{algo}_config"), policy=policy_dir, **runs)
+            stage_config.env_kwargs = {**stage_config.env_kwargs, "reward_model": reward_dir}
+            result = train(stage_config)
+            return result.run_dir, _run_note(result.run_dir, result.skipped)
+
+        return stage
+
+    def dpo() -> tuple[str, str]:
+        from rlhf.training.dpo import DPOConfig, train_dpo
+
+        # The reward model's own pairs: its config and the preference folder the preferences stage wrote.
+        dpo_config = _stage_config(DPOConfig, config.dpo_config, policy=policy_dir,
+                                   preference_config=config.reward_config,
+                                   preferences_dir=reward_config.preferences_dir, **runs)  # fmt: skip
+        dpo_config.env_kwargs = {**dpo_config.env_kwargs, "reward_model": reward_dir}
+        result = train_dpo(dpo_config)
         return result.run_dir, _run_note(result.run_dir, result.skipped)
 
     def qlearning() -> tuple[str, str]:
@@ -188,6 +233,9 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         return path, str(path)
 
     progress.run("ppo", ppo)
+    progress.run("grpo", online("grpo"))
+    progress.run("rloo", online("rloo"))
+    progress.run("dpo", dpo)
     progress.run("qlearning", qlearning)
     progress.run("dqn", dqn)
     path = progress.run("report", report)
@@ -195,6 +243,48 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
     if path is not None:
         progress.console.print(f"\n[bold]report:[/bold] {path}")
     return path
+
+
+def _check_one_split(config: PipelineConfig, policy_config: PolicyConfig, reward_config):
+    """One train/held-out split of the contexts for every stage, or a :class:`ConfigError` naming the files.
+
+    The policy pre-trains, the labeller labels and PPO, Q-learning and DQN train on the training side; all
+    evaluate on the held-out side. A stage with another ``heldout_fraction``/``seed`` would train on
+    another stage's evaluation contexts. Returns the reward config pointed at the env's prompt source.
+    """
+    import inspect
+
+    from rlhf.envs.dialogue import DialogueEnv
+    from rlhf.envs.registration import dialogue_env_kwargs
+    from rlhf.training.baselines import dialogue_settings
+    from rlhf.training.dqn import DQNConfig
+    from rlhf.training.ppo import PPOConfig
+    from rlhf.training.qlearning import QLearningConfig
+
+    env_defaults = inspect.signature(DialogueEnv).parameters
+
+    def env_split(settings: dict[str, Any]) -> tuple[float, int]:
+        return tuple(settings.get(k, env_defaults[k].default) for k in ("heldout_fraction", "seed"))
+
+    ppo_config = _stage_config(PPOConfig, config.ppo_config)
+    ppo = {**dialogue_env_kwargs(ppo_config.env_id), **ppo_config.env_kwargs}
+    splits = {
+        f"{config.policy_config} (heldout_fraction, seed)": (policy_config.heldout_fraction, policy_config.seed),
+        f"{config.reward_config} (context_heldout_fraction, context_seed)": (
+            reward_config.context_heldout_fraction,
+            reward_config.context_seed,
+        ),
+        f"{config.ppo_config} (the env's heldout_fraction, seed)": env_split(ppo),
+    }
+    for path, cls in ((config.qlearning_config, QLearningConfig), (config.dqn_config, DQNConfig)):
+        splits[f"{path} (heldout_fraction, seed)"] = env_split(dialogue_settings(_stage_config(cls, path)))
+    if len(set(splits.values())) > 1:
+        shown = "; ".join(f"{where}: {split}" for where, split in splits.items())
+        raise ConfigError(
+            f"the stages split the contexts differently, so one would train on another's evaluation contexts: "
+            f"{shown}. Set the same heldout_fraction and seed in each"
+        )
+    return dataclasses.replace(reward_config, prompts=ppo.get("prompts"))
 
 
 def _run_note(run_dir: str, skipped: bool) -> str:

@@ -12,7 +12,8 @@ REPO = Path(__file__).parents[1]
 
 
 def test_every_stage_is_a_subcommand():
-    assert list(COMMANDS) == ["policy", "label", "reward-model", "ppo", "qlearning", "dqn", "report", "chat"]
+    stages = ["policy", "label", "reward-model", "ppo", "grpo", "rloo", "dpo", "qlearning", "dqn", "report", "chat"]
+    assert list(COMMANDS) == stages
 
 
 def test_help_lists_every_field_with_its_default_and_meaning(capsys):

@@ -97,6 +97,25 @@ def test_report_command_exits_2_on_an_empty_group_and_writes_a_report(group, tmp
     assert json.loads((group / "exp" / "ppo" / "run.json").read_text())["status"] == "finished"
 
 
+def test_all_methods_in_one_table_in_method_order_and_gold_against_kl(tmp_path):
+    """PPO, GRPO, RLOO, DPO (with a reference: KL) and DQN, Q-learning (without) on one held-out set."""
+    for algo in ("qlearning", "dpo", "dqn", "rloo", "ppo", "grpo"):  # written in another order on purpose
+        _record(tmp_path, algo, kl=algo not in ("dqn", "qlearning"))
+    text = build_report("exp", tmp_path / "out", runs_dir=tmp_path, source="local").read_text()
+    table = [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert table[1:] == ["ppo", "grpo", "rloo", "dpo", "dqn", "qlearning"]
+    assert _row(text, "grpo")[5] == "0.100" and _row(text, "dqn")[5] == "—"  # final KL; none without a reference
+    assert "](gold_vs_kl.png)" in text
+    image = imread(tmp_path / "out" / "gold_vs_kl.png")
+    assert image.ndim == 3 and image.shape[0] > 100
+
+
+def test_no_gold_against_kl_plot_when_no_run_has_a_reference(tmp_path):
+    _record(tmp_path, "dqn")
+    text = build_report("exp", tmp_path / "out", runs_dir=tmp_path, source="local").read_text()
+    assert "gold_vs_kl.png" not in text and not (tmp_path / "out" / "gold_vs_kl.png").exists()
+
+
 def test_failed_and_interrupted_runs_are_kept_apart(tmp_path):
     from rlhf.runs.records import FAILED, INTERRUPTED
 

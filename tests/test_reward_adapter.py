@@ -84,3 +84,67 @@ def test_env_without_batched_reward_is_refused(tokenizer):
         batched_reward_of(env)
     with pytest.raises(TypeError, match="score_replies"):
         EnvRewardModel(env, tokenizer, PROMPTS)
+
+
+@pytest.fixture(scope="module")
+def reward_model_dir(tiny_policy, tmp_path_factory):
+    """A reward model on the tiny policy's backbone with a random score head: varied scores, no training."""
+    from rlhf.training.reward_model import load_reward_base
+
+    model, tok = load_reward_base(tiny_policy.path, seed=3)
+    folder = tmp_path_factory.mktemp("rm")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("reward", ["learned", "gold"])
+def test_ppo_reward_equals_the_envs_on_tricky_replies(tiny_policy, reward_model_dir, reward):
+    """What TRL's rollout computes from our reward model equals env.score_replies on the replies the loss covers.
+
+    One batch as the policy samples it (PPO stops generation at every stop token and pads after it): an EOS
+    mid-response, a reply cut at response_length, a speaker cue and a two-line-break token.
+    """
+    from trl.experimental.ppo.ppo_trainer import truncate_response
+    from trl.experimental.utils import first_true_indices
+
+    from rlhf.models.policy import load_policy
+    from rlhf.training.ppo import reward_model_for
+
+    _, tok = load_policy(tiny_policy.path, device="cpu")
+    tok.add_tokens(["\n\n"])  # the tiny BPE has none; GPT-2's has one, and it ends a reply as "\n" does
+    (double_newline,) = tok("\n\n", add_special_tokens=False)["input_ids"]
+    (newline,) = tok("\n", add_special_tokens=False)["input_ids"]
+    kwargs = {"reward_model": reward_model_dir} if reward == "learned" else {"reward": "default"}
+    env = gymnasium.make("rlhf/Dialogue-v0", gold=None, prompts=PROMPTS, split="all", **kwargs)
+    stop_ids = [tok.eos_token_id, newline, double_newline]
+    adapter, _ = reward_model_for(env, tok, PROMPTS, stop_ids, missing_eos_penalty=0.5)
+
+    def enc(text):
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    width = 12
+    long = enc(" yes I really do like music a lot and also dancing with friends")[:width]
+    responses = [
+        enc(" I am fine") + [tok.eos_token_id],  # EOS mid-response: the reply ends there
+        long,  # no stop token within response_length: cut, and penalised
+        enc(" Fine.User: and you?") + [newline],  # a speaker cue ends the reply inside the line
+        enc(" Good day") + [double_newline],  # a token holding two line breaks ends it too
+    ]
+    expected = ["I am fine", tok.decode(long).strip(), "Fine.", "Good day"]
+    prompts = encode_prompts(tok, PROMPTS)
+    context_length, pad = max(map(len, prompts)), tok.pad_token_id
+    query = torch.tensor([[pad] * (context_length - len(p)) + p for p in prompts])
+    response = torch.tensor([r + [pad] * (width - len(r)) for r in responses])
+
+    # TRL's rollout, step by step (ppo_trainer.train): truncate at the stop token, score, find the loss's end.
+    postprocessed = truncate_response(newline, pad, response)
+    _, scores, _ = get_reward(adapter, torch.cat((query, postprocessed), 1), pad, context_length)
+    sequence_length = first_true_indices(postprocessed == pad) - 1
+
+    env_scores = env.unwrapped.score_replies(PROMPTS, expected)
+    penalty = np.array([0.0, 0.5, 0.0, 0.0])
+    assert np.allclose(scores.numpy(), env_scores - penalty, atol=1e-5)
+    assert len(set(env_scores.round(5))) == 4  # the replies score apart, so equality is not vacuous
+    for row, end, reply in zip(postprocessed.tolist(), sequence_length.tolist(), expected, strict=True):
+        assert parse_reply(tok.decode(row[: end + 1], skip_special_tokens=True)) == reply  # the loss's reply

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from rlhf.data.chat import clean_turn
+from rlhf.data.chat import clean_turn, words
 
 
 @dataclass(frozen=True)
@@ -81,19 +81,53 @@ def corpus_fingerprint() -> str:
     return h.hexdigest()[:12]
 
 
-def split_indices(n: int, heldout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices of (train, held-out) items among ``n``: a seeded shuffle, the same on every machine."""
+def split_indices(n: int, heldout_fraction: float, seed: int, what: str = "items") -> tuple[list[int], list[int]]:
+    """Indices of (train, held-out) items among ``n``: a seeded shuffle, the same on every machine.
+
+    Raises ``ValueError`` when the fraction leaves no training or no held-out item (``what`` names them).
+    """
     if not 0.0 < heldout_fraction < 1.0:
         raise ValueError(f"heldout_fraction must be in (0, 1), got {heldout_fraction}")
+    n_heldout = max(1, round(n * heldout_fraction))  # any fraction holds out at least one item
+    if n_heldout > n - 1:
+        side = "no training"
+        raise ValueError(
+            f"heldout_fraction {heldout_fraction} of {n} distinct {what} leaves {side} {what}: "
+            f"pick a fraction between {1 / n:.3g} and {1 - 1 / n:.3g} or add {what}"
+        )
     indices = list(range(n))
     random.Random(seed).shuffle(indices)
-    n_heldout = max(1, round(n * heldout_fraction))
     return sorted(indices[n_heldout:]), sorted(indices[:n_heldout])
 
 
+def context_key(turns: Sequence[str]) -> str:
+    """The normalised text of a context (lower-cased words, turns joined): two contexts with the same
+    key are one context, for de-duplication and for the train/held-out split."""
+    return " | ".join(" ".join(words(t)) for t in turns)
+
+
+def split_by_text(
+    keys: Sequence[str], heldout_fraction: float, seed: int, what: str = "contexts"
+) -> tuple[list[int], list[int]]:
+    """Indices of (train, held-out) items split by their normalised texts ``keys`` (one key per item).
+
+    Distinct keys are shuffled and split (:func:`split_indices`); every item goes to the side of its key,
+    so no text is on both sides, however often it repeats.
+    """
+    distinct = list(dict.fromkeys(keys))
+    _, heldout_keys = split_indices(len(distinct), heldout_fraction, seed, what=what)
+    heldout = {distinct[i] for i in heldout_keys}
+    return [i for i, k in enumerate(keys) if k not in heldout], [i for i, k in enumerate(keys) if k in heldout]
+
+
 def split_dialogues(heldout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices of (train, held-out) corpus dialogues (:func:`split_indices` over the corpus)."""
-    return split_indices(len(load_dialogues()), heldout_fraction, seed)
+    """Indices of (train, held-out) corpus dialogues, split by the text of their opening context.
+
+    Dialogues that open the same way (``"Hi"``, ``"hi!"``) land on one side, so no held-out prompt is
+    ever a training prompt and the policy never pre-trains on a dialogue that opens like a held-out one.
+    """
+    keys = [context_key(d[:1]) for d in load_dialogues()]
+    return split_by_text(keys, heldout_fraction, seed, what="corpus openings")
 
 
 def contexts_of(dialogue: tuple[str, ...], dialogue_id: str = "") -> list[DialogueContext]:
@@ -106,11 +140,20 @@ def contexts_of(dialogue: tuple[str, ...], dialogue_id: str = "") -> list[Dialog
     ]
 
 
+def unique_contexts(contexts: Sequence[DialogueContext]) -> list[DialogueContext]:
+    """``contexts`` without repeats by normalised text (:func:`context_key`), first one kept."""
+    seen: dict[str, DialogueContext] = {}
+    for context in contexts:
+        seen.setdefault(context_key(context.turns), context)
+    return list(seen.values())
+
+
 def corpus_contexts(split: str = "all", heldout_fraction: float = 0.1, seed: int = 0) -> list[DialogueContext]:
-    """Dialogue contexts from the corpus: ``split`` is ``"all"``, ``"train"`` or ``"heldout"``.
+    """Distinct dialogue contexts from the corpus: ``split`` is ``"all"``, ``"train"`` or ``"heldout"``.
 
     Only the first context of each dialogue is used, so every context starts a conversation and the
-    multi-turn user simulator can follow the real dialogue from there.
+    multi-turn user simulator can follow the real dialogue from there. Contexts are de-duplicated by
+    normalised text, and the split is :func:`split_dialogues`: the two sides share no text.
     """
     dialogues, ids = load_dialogues(), dialogue_ids()
     if split == "all":
@@ -119,7 +162,7 @@ def corpus_contexts(split: str = "all", heldout_fraction: float = 0.1, seed: int
         chosen = split_dialogues(heldout_fraction, seed)[0 if split == "train" else 1]
     else:
         raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
-    return [contexts_of(dialogues[i], ids[i])[0] for i in chosen]
+    return unique_contexts([contexts_of(dialogues[i], ids[i])[0] for i in chosen])
 
 
 def bot_turns() -> list[str]:

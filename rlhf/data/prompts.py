@@ -3,7 +3,9 @@
 A source is the chatterbot corpus (the default), a list of prompts, a ``.txt`` or ``.jsonl`` file, or
 a Hugging Face dataset with a ``prompt`` column. Every source becomes a list of
 :class:`~rlhf.data.corpus.DialogueContext` and is split the same way: a seeded shuffle holds out
-``heldout_fraction`` of the prompts (the corpus splits by dialogue, see :func:`rlhf.data.corpus.split_dialogues`).
+``heldout_fraction`` of the distinct prompts, after repeats (by normalised text,
+:func:`rlhf.data.corpus.context_key`) are dropped, so no held-out prompt is also a training prompt (the corpus
+splits its dialogues by their opening, see :func:`rlhf.data.corpus.split_dialogues`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhf.data.chat import clean_turn
-from rlhf.data.corpus import DialogueContext, corpus_contexts, split_indices
+from rlhf.data.corpus import DialogueContext, context_key, corpus_contexts, split_by_text, unique_contexts
 
 SPLITS = ("all", "train", "heldout")
 CORPUS = "corpus"
@@ -55,14 +57,20 @@ def load_prompts(
 
 
 def _split(contexts: list[DialogueContext], split: str, heldout_fraction: float, seed: int, source: Any):
+    """The distinct contexts (by normalised text) of ``split``: repeats are dropped before the split, so the
+    train and held-out sides never share a prompt."""
+    contexts = unique_contexts(contexts)
     if split == "all":
         return contexts
     if len(contexts) < 2:
         raise ValueError(
-            f"{_describe(source)} holds {len(contexts)} prompt, too few to split into train and held-out; "
-            "pass split='all'"
+            f"{_describe(source)} holds {len(contexts)} distinct prompt (repeats by text count once), too few to "
+            "split into train and held-out; add prompts or pass split='all'"
         )
-    train, heldout = split_indices(len(contexts), heldout_fraction, seed)
+    try:
+        train, heldout = split_by_text([context_key(c.turns) for c in contexts], heldout_fraction, seed, "prompts")
+    except ValueError as exc:
+        raise ValueError(f"{_describe(source)}: {exc}") from None
     return [contexts[i] for i in (train if split == "train" else heldout)]
 
 

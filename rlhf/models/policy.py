@@ -35,6 +35,7 @@ EOS = "<|endoftext|>"
 PAD = "<pad>"
 WORD, BPE = "word", "bpe"
 # Bump when the training recipe changes, so old caches are not reused for new code.
+# 2: pre-trains on the training side of the split by opening text; 3: word-level tokenizer by default.
 RECIPE_VERSION = 3
 
 

@@ -20,19 +20,28 @@ from pathlib import Path
 from typing import IO, Any
 
 from rlhf.data.chat import clean_turn, render_prompt
-from rlhf.data.corpus import DialogueContext, bot_turns, corpus_contexts
+from rlhf.data.corpus import DialogueContext, bot_turns, context_key, corpus_contexts
 from rlhf.data.preferences import make_preference, write_preferences
 
 # Bump when the labelling recipe changes, so old preference files are not reused for new code.
-LABELLER_VERSION = 1
+LABELLER_VERSION = 2  # 2: training contexts of the shared split only
 
 
-def labelling_contexts(num_contexts: int, seed: int) -> list[DialogueContext]:
-    """``num_contexts`` distinct corpus contexts in a seeded order (the corpus repeats some questions)."""
-    unique: dict[tuple[str, ...], DialogueContext] = {}
-    for context in corpus_contexts("all"):
-        unique.setdefault(context.turns, context)
-    contexts = list(unique.values())
+def labelling_contexts(
+    num_contexts: int, seed: int, heldout_fraction: float = 0.1, split_seed: int = 0, prompts: Any = None
+) -> list[DialogueContext]:
+    """``num_contexts`` distinct training contexts of the corpus in a seeded order.
+
+    Only the training side of the shared split (``heldout_fraction``, ``split_seed``: the env's) is labelled,
+    and, when the env reads its own ``prompts``, none of that source's held-out prompts either: evaluation
+    contexts never reach the reward model.
+    """
+    from rlhf.data.prompts import CORPUS, load_prompts
+
+    contexts = corpus_contexts("train", heldout_fraction, split_seed)
+    if prompts is not None and prompts != CORPUS:
+        held_out = {context_key(c.turns) for c in load_prompts(prompts, "heldout", heldout_fraction, split_seed)}
+        contexts = [c for c in contexts if context_key(c.turns) not in held_out]
     random.Random(seed).shuffle(contexts)
     return contexts[:num_contexts]
 
@@ -58,6 +67,10 @@ def label_synthetic_preferences(
     max_new_tokens: int = 24,
     temperature: float = 1.0,
     seed: int = 0,
+    heldout_fraction: float = 0.1,
+    split_seed: int = 0,
+    prompts: Any = None,
+    policy_fingerprint: str | None = None,
     device: str = "auto",
 ) -> Path:
     """Label synthetic preferences with a gold scorer and return the JSONL file (reused when it exists).
@@ -65,8 +78,9 @@ def label_synthetic_preferences(
     Candidates per context: ``samples_per_context`` policy samples, the real continuation when
     ``include_continuation``, and ``corpus_replies`` bot turns drawn from other corpus dialogues (fluent
     replies whose words teach the reward model what the gold scorer likes, off-topic or not).
-    ``policy`` is a causal-LM name or folder. Each record carries ``chosen_score``/``rejected_score``
-    (the gold scores) and ``labeller: "gold:<spec>"``.
+    Contexts are :func:`labelling_contexts` (the training side of the split ``heldout_fraction``/``split_seed``,
+    less the held-out ``prompts`` of the env). ``policy`` is a causal-LM name or folder. Each record carries
+    ``chosen_score``/``rejected_score`` (the gold scores) and ``labeller: "gold:<spec>"``.
     """
     from rlhf.models.policy import generate_replies, load_policy
     from rlhf.rewards.resolve import resolve_reward
@@ -82,6 +96,10 @@ def label_synthetic_preferences(
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         seed=seed,
+        heldout_fraction=heldout_fraction,
+        split_seed=split_seed,
+        prompts=None if prompts is None else str(prompts),
+        policy_fingerprint=policy_fingerprint,  # a rebuilt policy at the same path labels afresh
     )
     path = Path(output_dir) / synthetic_file_name(policy, **settings)
     if path.is_file():
@@ -89,7 +107,7 @@ def label_synthetic_preferences(
         return path
     scorer = resolve_reward(gold)  # fail on an unknown scorer before sampling
     started = time.time()
-    contexts = labelling_contexts(num_contexts, seed)
+    contexts = labelling_contexts(num_contexts, seed, heldout_fraction, split_seed, prompts)
     model, tokenizer = load_policy(policy, device=device)
     samples = generate_replies(
         model,
@@ -272,9 +290,10 @@ def human_session(
     input_stream: IO[str] | None = None,
     output_stream: IO[str] | None = None,
 ) -> HumanLabelStats:
-    """Label by hand two policy replies to each of the first ``count`` held-out corpus contexts."""
+    """Label by hand two policy replies to each of the first ``count`` training corpus contexts (the labels
+    train a reward model, so they never come from the held-out contexts evaluation uses)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive whole number of contexts to label, got {count!r}")
-    contexts = [c.turns for c in corpus_contexts("heldout", seed=seed)[:count]]
+    contexts = [c.turns for c in corpus_contexts("train", seed=seed)[:count]]
     items = sample_reply_pairs(policy, contexts, seed=seed, device=device, max_new_tokens=max_new_tokens)
     return label_by_hand(items, output, input_stream, output_stream)

@@ -85,11 +85,14 @@ class RunRecord:
         wandb_mode: str = "offline",
         tags: Sequence[str] = (),
         resume: bool = False,
+        fingerprint: dict[str, Any] | None = None,
     ) -> RunRecord:
         """Open ``<runs_dir>/<group>/<name>`` (default name: the algo) and the wandb run.
 
         ``resume=True`` appends to an existing record and resumes its wandb run; otherwise an
         existing record of the same name is an error, so no finished run is overwritten by accident.
+        ``fingerprint`` (:func:`rlhf.runs.fingerprint.stage_fingerprint`) is stored in run.json, for
+        :func:`finished_run` to reuse the run only while what made it is unchanged.
         """
         if wandb_mode not in WANDB_MODES:
             raise ValueError(f"wandb_mode must be one of {WANDB_MODES}, got {wandb_mode!r}")
@@ -115,6 +118,8 @@ class RunRecord:
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "status": "running",
             }
+            if fingerprint is not None:
+                info["fingerprint"] = fingerprint
         wandb_run = None
         if wandb_mode != "disabled":
             wandb_run = _init_wandb(info, folder, wandb_mode, resume)
@@ -134,6 +139,7 @@ class RunRecord:
         name: str | None = None,
         tags: Sequence[str] = (),
         resume: bool = False,
+        fingerprint: dict[str, Any] | None = None,
     ) -> RunRecord:
         """:meth:`start` a run of a trainer config (a :class:`RunSettings` dataclass), logging all its fields."""
         return cls.start(
@@ -147,6 +153,7 @@ class RunRecord:
             wandb_mode=config.wandb_mode,
             tags=tags,
             resume=resume,
+            fingerprint=fingerprint,
         )
 
     def log(self, metrics: dict[str, float], step: int) -> None:
@@ -281,24 +288,52 @@ def read_run(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def finished_run(
-    folder: str | os.PathLike, *, resume: bool = False, resume_hint: str | None = None
+    folder: str | os.PathLike,
+    *,
+    resume: bool = False,
+    resume_hint: str | None = None,
+    fingerprint: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """The finished run record at ``folder`` (as :func:`read_run` gives it), or ``None`` when there is none.
+    """The finished run record at ``folder`` (as :func:`read_run` gives it) to reuse, or ``None`` to train.
 
-    Trainers call this first, to skip a run that is done. An unfinished record is an error unless the
-    caller is resuming it (``None`` then): another process may be writing it, so it is never replaced.
+    Trainers call this first. With ``fingerprint`` (:func:`rlhf.runs.fingerprint.stage_fingerprint` of the run
+    they would do now) a finished record is reused only when its stored fingerprint is the same; one of the
+    same algorithm made by other settings or inputs is moved aside to ``<group>/.superseded/`` (printed, with
+    what differs) and ``None`` returned, so the run is redone; a record of another algorithm or without a
+    fingerprint is refused, naming the folder and what differs. An unfinished record is an error unless the
+    caller is resuming it with the same fingerprint (``None`` then): another process may be writing it.
     ``resume_hint`` tells, in that error, how to resume with the calling trainer, where it can.
     """
+    from rlhf.runs.fingerprint import differences
+
     folder = Path(folder)
     if not (folder / "run.json").is_file():
         return None
     run = read_run(folder)
     status = run["info"].get("status")
+    stored = run["info"].get("fingerprint")
+    same = fingerprint is None or (stored or {}).get("fingerprint") == fingerprint["fingerprint"]
+    keep_both = "set run_name to keep both, or delete the folder to replace it"
     if status == "finished":
         algo = run["info"].get("algo", "run")
-        print(f"{algo}: skipped, finished run record exists at {folder} (delete it to train again)")
-        return run
+        if same:
+            print(f"{algo}: skipped, finished run record exists at {folder} with the same settings and inputs")
+            return run
+        changed = differences(stored or {}, fingerprint)
+        if stored is None or stored.get("inputs", {}).get("algo") != fingerprint["inputs"].get("algo"):
+            raise FileExistsError(f"run record {folder} holds another run ({changed}): {keep_both}")
+        aside = folder.parent / ".superseded" / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(folder, aside)
+        print(f"{algo}: settings or inputs changed since {folder} was made ({changed}): training again; "
+              f"the old record is in {aside}")  # fmt: skip
+        return None
     if resume:
+        if not same:
+            raise FileExistsError(
+                f"cannot resume {folder} with other settings or inputs ({differences(stored or {}, fingerprint)}): "
+                f"resume with its own, or {keep_both}"
+            )
         return None
     resume = f"{resume_hint}, " if resume_hint else ""
     raise FileExistsError(

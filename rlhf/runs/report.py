@@ -2,9 +2,11 @@
 
 Runs come from the wandb API when it is reachable (a key, online mode) or from the local run records
 (:mod:`rlhf.runs.records`), which every run writes. ``report.md`` holds one table row per run (algo, final
-learned and gold reward, KL where defined, wall time, samples) and links two plots: the eval rewards
-against ``samples`` (env interactions), and gold against learned reward over training, where reward
-over-optimisation shows as a learned reward that rises while the gold one stalls or falls.
+learned and gold reward, KL where defined, wall time, samples) and links three plots: the eval rewards
+against ``samples`` (env interactions), gold against learned reward over training, where reward
+over-optimisation shows as a learned reward that rises while the gold one stalls or falls, and gold
+against KL to the reference policy (the price each method paid in drift for its gold gain; runs with
+no reference policy, the Q-learning baselines, have no KL and are not in it).
 
 Bad input is reported, not fatal: a half-written run (status "running", no summary, a truncated last
 line) is marked incomplete and what it logged is used; runs with different metric names list what
@@ -27,7 +29,9 @@ SOURCES = ("local", "wandb", "auto")
 TRAIN_ENV_REWARD = "eval_train/env_reward"  # tabular Q-learning's score on its own training contexts
 REWARD_PLOT = "reward_vs_samples.png"
 OVEROPTIMISATION_PLOT = "gold_vs_learned.png"
-ALGO_ORDER = ("ppo", "dqn", "qlearning")  # table order; other algos follow by name
+GOLD_KL_PLOT = "gold_vs_kl.png"
+# Table order: the policy-gradient methods (online, then DPO offline), then the value-based baselines.
+ALGO_ORDER = ("ppo", "grpo", "rloo", "dpo", "dqn", "qlearning")  # other algos follow by name
 
 
 class EmptyGroupError(ValueError):
@@ -278,7 +282,7 @@ def build_report(
     lines += [f"Metrics every run logged (comparable): {', '.join(f'`{m}`' for m in shared) or 'none'}.", ""]
     gaps = [(r, [m for m in eval_names if m not in r.logged() and m != KL]) for r in compared]
     if any(missing for _, missing in gaps):
-        lines += ["Missing metrics (logged by another run of this report, not by this one; `eval/kl` is PPO's only):"]
+        lines += ["Missing metrics (logged by another run here, not by this one; `eval/kl` needs a reference):"]
         lines += [f"- {r.name} ({r.algo}): {', '.join(f'`{m}`' for m in missing)}" for r, missing in gaps if missing]
         lines.append("")
     incomplete = [r for r in compared if not r.complete]
@@ -311,6 +315,17 @@ def build_report(
         f"![gold reward against learned reward]({OVEROPTIMISATION_PLOT})",
         "",
     ]
+    if _plot_gold_vs_kl(compared, out / GOLD_KL_PLOT):
+        lines += [
+            "## Gold reward against KL to the reference",
+            "",
+            "Each point is one evaluation of a run that has a reference policy (the fine-tuned policies); a method "
+            "that gains more gold for the same KL is the better trade. DQN and Q-learning have no reference, "
+            "so no KL.",
+            "",
+            f"![gold reward against KL]({GOLD_KL_PLOT})",
+            "",
+        ]
     if others:
         lines += ["## Other runs in the group", ""]
         for r in others:
@@ -390,3 +405,38 @@ def _plot_overoptimisation(runs: Sequence[RunData], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _plot_gold_vs_kl(runs: Sequence[RunData], path: Path) -> bool:
+    """Gold reward against ``eval/kl`` over each run's evaluations; ``False`` (no file) when no run logged both."""
+    series = []
+    for r in runs:
+        pairs = [
+            (float(row[KL]), float(row[GOLD_REWARD]))
+            for row in r.metrics
+            if _is_number(row.get(KL)) and _is_number(row.get(GOLD_REWARD))
+        ]
+        if pairs:
+            series.append((r, pairs))
+    if not series:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = _colours(runs)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for r, pairs in series:
+        xs, ys = zip(*pairs, strict=True)
+        ax.plot(xs, ys, marker="o", ms=3, alpha=0.8, color=colours[r.name], label=f"{r.name} ({r.algo})")
+        ax.scatter(xs[-1:], ys[-1:], s=60, marker="*", color=colours[r.name])
+    ax.set_xlabel(f"KL to the reference policy ({KL})")
+    ax.set_ylabel(f"gold reward ({GOLD_REWARD})")
+    ax.set_title("gold reward vs KL over training (★ = last eval)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

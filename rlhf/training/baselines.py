@@ -17,6 +17,7 @@ from rlhf.envs.registration import dialogue_env_kwargs
 from rlhf.rewards.base import RewardFunction
 from rlhf.rewards.resolve import resolve_reward
 from rlhf.runs.evaluation import evaluate_replies
+from rlhf.runs.fingerprint import env_identity, stage_fingerprint
 from rlhf.runs.records import RunSettings, finished_run, run_folder
 
 SELECT_ENV_ID = "rlhf/DialogueSelect-v0"
@@ -127,13 +128,20 @@ class HeldOutEvaluation:
         return evaluate_replies([c.turns for c in self.contexts], replies, select.reward_fn, select.gold_fn)
 
 
-def finished_result(config: RunSettings, algo: str) -> BaselineResult | None:
-    """The result of the finished run record this config would write, or ``None`` when there is none yet.
+def run_fingerprint(config: SelectEnvConfig, algo: str, select_id: str) -> dict[str, Any]:
+    """What makes a baseline run: its config, the registered dialogue env it reads (reward, prompts, gold) and
+    the reward-model folder and prompt files they name (see :mod:`rlhf.runs.fingerprint`)."""
+    return stage_fingerprint(config, algo=algo, env=env_identity(config.env_id), select_env=select_id)
+
+
+def finished_result(config: RunSettings, algo: str, fingerprint: dict[str, Any] | None = None) -> BaselineResult | None:
+    """The result of the finished run record this config would write, or ``None`` when there is none yet
+    (or when it was made by other settings or inputs than ``fingerprint``: see :func:`rlhf.runs.records.finished_run`).
 
     An unfinished record is an error rather than silently replaced: another process may be writing it.
     """
     folder = run_folder(config.runs_dir, config.group, config.run_name or algo)
-    run = finished_run(folder)
+    run = finished_run(folder, fingerprint=fingerprint)
     if run is None:
         return None
     summary = run["summary"]

@@ -28,6 +28,7 @@ from rlhf.training.baselines import (
     dialogue_settings,
     finished_result,
     make_select_env,
+    run_fingerprint,
 )
 
 
@@ -118,7 +119,8 @@ def train_dqn(config: DQNConfig) -> BaselineResult:
     its run record. Skipped when ``<runs_dir>/<group>/<run_name or "dqn">`` is a finished run record."""
     from stable_baselines3 import DQN
 
-    done = finished_result(config, "dqn")
+    fingerprint = run_fingerprint(config, "dqn", SELECT_ENV_ID)
+    done = finished_result(config, "dqn", fingerprint)
     if done is not None:
         return done
     started = time.time()
@@ -130,7 +132,7 @@ def train_dqn(config: DQNConfig) -> BaselineResult:
     pairs = env.unwrapped.prefill_scores()
     evaluate = HeldOutEvaluation(heldout_env, config)
 
-    record = RunRecord.for_config(config, algo="dqn", env_id=SELECT_ENV_ID, tags=("baseline",))
+    record = RunRecord.for_config(config, algo="dqn", env_id=SELECT_ENV_ID, tags=("baseline",), fingerprint=fingerprint)
     print(f"dqn: {pairs} (context, candidate) pairs scored, {config.total_timesteps} steps")
     model = DQN(
         "MlpPolicy",

@@ -11,8 +11,8 @@ the toolkit's pieces into it:
   ``"module:id"`` imports ``module`` first): the env keeps the reward, prompts and gold it was registered
   with unless ``env_kwargs`` names one; its ``contexts`` are the prompts (drawn with replacement when fewer
   than a batch); its batched reward reaches TRL through
-  :class:`rlhf.rewards.trl_adapter.EnvRewardModel`, or, for a reward model with the policy's vocabulary,
-  as that model itself;
+  :class:`rlhf.rewards.trl_adapter.EnvRewardModel`, always, so PPO optimises exactly the reward the evaluation
+  reports (``env.unwrapped.score_replies`` on the reply TRL's loss covers), learned reward model or not;
 * every ``eval_steps`` updates, sampled replies to the env's own held-out contexts are scored by the shared
   evaluation (:mod:`rlhf.runs.evaluation`) plus ``eval/kl``; TRL's own ``objective/*`` metrics are forwarded,
   all into the run record (:mod:`rlhf.runs.records`) with ``samples`` (replies scored so far) beside the step;
@@ -20,8 +20,10 @@ the toolkit's pieces into it:
   ``save_steps`` updates and at the end; ``resume`` trains only the updates left after the last one and
   appends to the record.
 
-A reply ends at its first line break: generation stops on the newline token (``stop_at_newline``), so
-TRL masks everything after it out of the loss, and the reward reads the reply up to it.
+A reply ends at its first line break: generation stops on every token holding one (``stop_at_newline``)
+and at EOS, and pads the rest, so TRL masks everything after it out of the loss, and the reward reads the
+reply up to it. ``missing_eos_penalty`` is taken off the reward of a reply that reached ``response_length``
+unended (TRL's option; applied in the adapter, since TRL's own check looks for EOS, not a line break).
 
 On CUDA the trainable models (policy, value) keep fp32 weights and train under bf16 autocast
 (TRL's ``PPOConfig.bf16``; TRL's accelerator applies it to their forward passes), the reference matches the
@@ -53,15 +55,15 @@ from rlhf.envs.registration import resolve_env_id
 from rlhf.models.policy import (
     PolicyConfig,
     context_window,
-    generate_replies,
     load_policy,
     policy_path,
     resolve_device,
     save_pretrained_atomically,
 )
 from rlhf.rewards.reward_model import RewardModelScorer
-from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts
+from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts, read_reply, stop_token_ids
 from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
+from rlhf.runs.fingerprint import env_identity, stage_fingerprint
 from rlhf.runs.records import INTERRUPTED, RunRecord, RunSettings, finished_run, marks_failure, read_run, run_folder
 from rlhf.training.checkpoints import (
     latest_checkpoint,
@@ -112,6 +114,7 @@ class PPOConfig(RunSettings):
     response_length: int = 24
     temperature: float = 0.7
     stop_at_newline: bool = True
+    missing_eos_penalty: float | None = None  # taken off the reward of a reply cut at response_length (TRL's option)
     kl_coef: float = 0.05
     cliprange: float = 0.2
     cliprange_value: float = 0.2
@@ -190,49 +193,99 @@ def same_vocabulary(a, b) -> bool:
     return a.get_vocab() == b.get_vocab() and a.pad_token_id == b.pad_token_id
 
 
-def reward_model_for(env, tokenizer, contexts: Sequence[Sequence[str]]) -> tuple[torch.nn.Module, str]:
-    """What TRL scores rollouts with: the env's reward model itself when it reads the policy's tokens,
-    else :class:`~rlhf.rewards.trl_adapter.EnvRewardModel` (decode, score through the env, return the score)."""
+def reward_model_for(
+    env, tokenizer, contexts: Sequence[Sequence[str]], stop_ids: Sequence[int] = (), missing_eos_penalty=None
+) -> tuple[torch.nn.Module, str]:
+    """What TRL scores rollouts with: always :class:`~rlhf.rewards.trl_adapter.EnvRewardModel`, which reads
+    each reply where TRL's loss ends it and scores it through ``env.unwrapped.score_replies``, the path the
+    evaluation uses. A reward model with the policy's tokenizer is not handed to TRL raw: TRL would score
+    raw tokens, past a speaker cue and untruncated, which is not the reward the runs report."""
     reward_fn = getattr(env.unwrapped, "reward_fn", None)
-    if isinstance(reward_fn, RewardModelScorer) and same_vocabulary(reward_fn.tokenizer, tokenizer):
-        return reward_fn.model, f"reward model {reward_fn.path} (same tokenizer as the policy: scored on its tokens)"
     name = getattr(reward_fn, "name", type(env.unwrapped).__name__)
-    return EnvRewardModel(env, tokenizer, contexts), f"env reward {name!r} through EnvRewardModel"
+    adapter = EnvRewardModel(env, tokenizer, contexts, stop_ids=stop_ids, missing_eos_penalty=missing_eos_penalty)
+    return adapter, f"env reward {name!r} through EnvRewardModel"
 
 
-def _token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-    """log p(token_t | tokens_<t) of every token after the first, shape ``(B, T-1)``."""
-    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
-    return torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+def _token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log p(token_t | tokens_<t) at ``temperature`` of every token after the first, shape ``(B, T-1)``."""
+    position_ids = (attention.cumsum(1) - attention).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=attention, position_ids=position_ids).logits[:, :-1].float()
+    return torch.log_softmax(logits / (temperature + 1e-7), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
 
 
 @torch.no_grad()
-def sequence_kl(policy, ref, tokenizer, contexts: Sequence[Sequence[str]], replies: Sequence[str]) -> float:
-    """Mean over pairs of the sum over reply tokens of ``log π − log π_ref`` (``ref=None``: a PEFT policy
-    with its adapter disabled). A reply is read as the policy writes it: ``" reply\\n"`` after the prompt."""
+def sequence_kl(policy, ref, query_responses: torch.Tensor, context_length: int, pad_token_id: int,
+                temperature: float) -> float:  # fmt: skip
+    """Mean over rows of the sum over sampled reply tokens of ``log π − log π_ref``, both at ``temperature``.
+
+    ``query_responses`` are left-padded prompts (``context_length`` wide) followed by the sampled tokens; a
+    reply's tokens run to its first pad, as in TRL's loss. This is TRL's own ``k1`` estimate (``objective/kl``)
+    of KL(π_T ‖ π_ref,T) for samples drawn at ``temperature``; ``ref=None``: a PEFT policy, adapter disabled.
+    """
     device = next(policy.parameters()).device
-    prompts = encode_prompts(tokenizer, contexts)
-    answers = tokenizer([f" {r}\n" for r in replies], add_special_tokens=False)["input_ids"]
     sums = []
-    for i in range(0, len(prompts), 32):
-        pairs = list(zip(prompts[i : i + 32], answers[i : i + 32], strict=True))
-        width = max(len(p) + len(a) for p, a in pairs)
-        ids = torch.full((len(pairs), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        reply = torch.zeros_like(ids, dtype=torch.bool)
-        for j, (p, a) in enumerate(pairs):  # right-padded: positions need no shifting
-            ids[j, : len(p) + len(a)] = torch.tensor(p + a)
-            attention[j, : len(p) + len(a)] = 1
-            reply[j, len(p) : len(p) + len(a)] = True
-        ids, attention, reply = ids.to(device), attention.to(device), reply.to(device)
-        own = _token_logprobs(policy, ids, attention)
+    for i in range(0, len(query_responses), 32):
+        ids = query_responses[i : i + 32].to(device)
+        attention = (ids != pad_token_id).long()
+        responses = ids[:, context_length:]
+        reply = torch.arange(responses.shape[1], device=device) < first_pad(responses, pad_token_id)[:, None]
+        inputs = ids.masked_fill(~attention.bool(), 0)
+        own = _token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
         if ref is None:
             with policy.disable_adapter():
-                base = _token_logprobs(policy, ids, attention)
+                base = _token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
         else:
-            base = _token_logprobs(ref, ids, attention)
-        sums.append(((own - base) * reply[:, 1:]).sum(-1).cpu())
+            base = _token_logprobs(ref, inputs, attention, temperature)[:, context_length - 1 :]
+        sums.append(((own - base) * reply).sum(-1).cpu())
     return float(torch.cat(sums).mean()) if sums else 0.0
+
+
+def first_pad(responses: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """Index of each row's first pad token (the row's width when none): where TRL's loss ends a reply."""
+    width = responses.shape[1]
+    positions = torch.arange(width, device=responses.device).expand_as(responses)
+    return torch.where(responses == pad_token_id, positions, width).min(-1).values
+
+
+@torch.no_grad()
+def sample_replies(
+    policy, tokenizer, contexts: Sequence[Sequence[str]], num_samples: int, temperature: float,
+    max_new_tokens: int, stop_ids: Sequence[int], seed: int,
+) -> tuple[list[str], torch.Tensor, int]:  # fmt: skip
+    """``num_samples`` replies to each context sampled as PPO samples them (same prompt encoding,
+    temperature and stop tokens), read as the reward reads them; also the sampled ``query_responses`` and
+    the prompt width, for :func:`sequence_kl` on the very tokens sampled."""
+    torch.manual_seed(seed)
+    device = next(policy.parameters()).device
+    limit = (context_window(policy) or 1024) - max_new_tokens
+    prompts = [p[-limit:] for p in encode_prompts(tokenizer, contexts) for _ in range(num_samples)]
+    width, pad = max(map(len, prompts)), tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    was_training = policy.training
+    policy.eval()
+    rows = []
+    for i in range(0, len(ids), 64):
+        batch = ids[i : i + 64]
+        out = policy.generate(
+            input_ids=batch,
+            attention_mask=(batch != pad).long(),
+            max_new_tokens=max_new_tokens,
+            do_sample=True,
+            temperature=temperature + 1e-7,
+            top_k=0,
+            top_p=1.0,
+            eos_token_id=list(stop_ids),
+            pad_token_id=pad,
+        )
+        rows.append(torch.nn.functional.pad(out, (0, width + max_new_tokens - out.shape[1]), value=pad))
+    policy.train(was_training)
+    query_responses = torch.cat(rows)
+    visible = query_responses != pad
+    replies = [
+        read_reply(tokenizer, row[width:].tolist(), mask[width:].tolist(), stop_ids)[0]
+        for row, mask in zip(query_responses, visible, strict=True)
+    ]
+    return replies, query_responses, width
 
 
 def _newline_id(tokenizer) -> int:
@@ -327,33 +380,35 @@ class _Run:
     env: Any
     eval_contexts: list[tuple[str, ...]]
     total_updates: int
+    stop_ids: list[int]
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
 
     def evaluate(self, step: int, samples: int) -> dict[str, float]:
         """Sampled replies to the held-out contexts, scored and logged with a table of sample replies.
 
-        Replies are sampled at the training temperature with a fixed seed, ``eval_samples`` per context:
-        PPO optimises the sampling policy, and a small policy's greedy reply is often one sentence for
+        Replies are sampled as in training (temperature, stop tokens) with a fixed seed, ``eval_samples`` per
+        context: PPO optimises the sampling policy, and a small policy's greedy reply is often one sentence for
         every context, which hides what training changed. The seed is forked, so training's RNG is untouched.
+        ``eval/kl`` is measured on the sampled tokens at that temperature (:func:`sequence_kl`).
         """
-        was_training = self.policy.training
         contexts = [c for c in self.eval_contexts for _ in range(self.config.eval_samples)]
         with torch.random.fork_rng(devices=[self.policy.device] if self.policy.device.type == "cuda" else []):
-            sampled = generate_replies(
+            replies, query_responses, width = sample_replies(
                 self.policy,
                 self.tokenizer,
                 self.eval_contexts,
                 num_samples=self.config.eval_samples,
                 temperature=self.config.temperature,
                 max_new_tokens=self.config.response_length,
+                stop_ids=self.stop_ids,
                 seed=self.config.seed,
             )
-        replies = [r for rs in sampled for r in rs]
         env = self.env.unwrapped
         metrics, rows = evaluate_replies(contexts, replies, env.reward_fn, getattr(env, "gold_fn", None))
-        metrics[KL] = sequence_kl(self.policy, self.ref, self.tokenizer, contexts, replies)
-        self.policy.train(was_training)
+        metrics[KL] = sequence_kl(
+            self.policy, self.ref, query_responses, width, self.tokenizer.pad_token_id, self.config.temperature
+        )
         self.record.log({**metrics, SAMPLES: samples}, step=step)
         self.record.log_samples(
             rows[:: self.config.eval_samples][: self.config.num_sample_rows], step=step, key="eval/samples"
@@ -564,8 +619,9 @@ def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda
 def train_ppo(config: PPOConfig) -> PPOResult:
     """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
 
-    A finished run record of the same group and name is not trained again (printed, and returned with
-    ``skipped=True``); an unfinished one needs ``resume=True``.
+    A finished run record of the same group and name made by the same config and inputs is not trained
+    again (printed, and returned with ``skipped=True``); one made otherwise is moved aside and the run redone
+    (:func:`rlhf.runs.records.finished_run`); an unfinished one needs ``resume=True``.
     """
     import datasets
     from trl.experimental.ppo import PPOTrainer
@@ -573,7 +629,13 @@ def train_ppo(config: PPOConfig) -> PPOResult:
     started = time.time()
     _check(config)
     run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
-    finished = finished_run(run_dir, resume=config.resume, resume_hint="pass --resume true to continue it")
+    # What makes this run: its config, the policy it starts from, the env (reward model, prompts) it trains on.
+    fingerprint = stage_fingerprint(
+        config, algo=ALGO, policy=policy_path(_policy_config(config)), env=env_identity(config.env_id)
+    )
+    finished = finished_run(
+        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
+    )
     if finished is not None:
         return _finished_result(run_dir, finished["summary"])
     checkpoint, done = latest_checkpoint(run_dir) if config.resume else (None, {"step": 0, "samples": 0})
@@ -591,7 +653,12 @@ def train_ppo(config: PPOConfig) -> PPOResult:
     dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
     models = build_models(config, env, checkpoint, device, dtype)
     contexts, prompt_ids = build_prompts(config, env, models, total_updates)
-    reward_model, reward_note = reward_model_for(env, models.tokenizer, [turns_of(c) for c in contexts])
+    # A reply ends at EOS and, with stop_at_newline, at any token holding a line break ("\n", "\n\n", ".\n"):
+    # generation stops there and pads the rest, so TRL's loss, the reward and the evaluation all end it there.
+    stop_ids = stop_token_ids(models.tokenizer, at_newline=config.stop_at_newline)
+    reward_model, reward_note = reward_model_for(
+        env, models.tokenizer, [turns_of(c) for c in contexts], stop_ids, config.missing_eos_penalty
+    )
     print(f"[ppo] policy {models.source} on {device}; reward: {reward_note}; {len(contexts)} prompts")
     optimizer, scheduler = build_optimizer(config, models, total_updates)
     if checkpoint:
@@ -600,9 +667,11 @@ def train_ppo(config: PPOConfig) -> PPOResult:
     if config.resume:
         trim_record(run_dir, done["step"] if checkpoint else -1)
 
-    record = RunRecord.for_config(config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume)
+    record = RunRecord.for_config(
+        config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
+    )
     run = _Run(config, record, models.policy, models.ref, models.value, models.tokenizer, optimizer, scheduler, env,
-               evaluation_contexts(env, config.eval_contexts), total_updates)  # fmt: skip
+               evaluation_contexts(env, config.eval_contexts), total_updates, stop_ids)  # fmt: skip
     newline = _newline_id(models.tokenizer) if config.stop_at_newline else None
     # A resumed run draws new prompt batches, not the first ones again: the seed moves with the step.
     args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline)
@@ -618,6 +687,8 @@ def train_ppo(config: PPOConfig) -> PPOResult:
             optimizers=(optimizer, scheduler),
             callbacks=[PPORunCallback(run, done["step"], done["samples"])],
         )
+    # TRL stops generation at one stop token; ours are all the tokens that end a reply (see stop_ids).
+    trainer.policy_model.generation_config.eos_token_id = stop_ids
     trainer.remove_callback(PrinterCallback)  # every update's metrics go to the run record, not to stdout
     wanted = "bf16" if on_cuda else "no"
     if str(trainer.accelerator.mixed_precision) != wanted:

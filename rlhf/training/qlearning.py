@@ -35,6 +35,7 @@ from rlhf.training.baselines import (
     finished_result,
     linear_schedule,
     make_select_env,
+    run_fingerprint,
 )
 
 
@@ -119,7 +120,8 @@ def train_q_learning(config: QLearningConfig) -> BaselineResult:
     Skipped (the finished record's numbers returned) when ``<runs_dir>/<group>/<run_name or "qlearning">``
     is a finished run record.
     """
-    done = finished_result(config, "qlearning")
+    fingerprint = run_fingerprint(config, "qlearning", SELECT_INDEX_ENV_ID)
+    done = finished_result(config, "qlearning", fingerprint)
     if done is not None:
         return done
     started = time.time()
@@ -146,7 +148,9 @@ def train_q_learning(config: QLearningConfig) -> BaselineResult:
     visits = np.zeros_like(q, dtype=np.int64)
     rng = np.random.default_rng(config.seed + 1)
 
-    record = RunRecord.for_config(config, algo="qlearning", env_id=SELECT_INDEX_ENV_ID, tags=("baseline",))
+    record = RunRecord.for_config(
+        config, algo="qlearning", env_id=SELECT_INDEX_ENV_ID, tags=("baseline",), fingerprint=fingerprint
+    )
     print(f"qlearning: {len(select.contexts)} states x {select.num_candidates} candidates, {config.total_steps} steps")
     latest: dict[str, float] = {}
 

@@ -41,6 +41,7 @@ from rlhf.rewards.base import RewardFunction
 from rlhf.rewards.labeller import label_synthetic_preferences
 from rlhf.rewards.resolve import resolve_reward
 from rlhf.rewards.reward_model import RewardModelScorer
+from rlhf.runs.fingerprint import FINGERPRINT_FILE, artefact_fingerprint, differences, stage_fingerprint
 from rlhf.runs.records import RunRecord, RunSettings, marks_failure, run_folder
 
 SYNTHETIC = "synthetic"
@@ -63,6 +64,11 @@ class RewardModelConfig(RunSettings):
     heldout_fraction: float = 0.2
     preferences_dir: str = "artifacts/preferences"
     # Synthetic labeller (preferences: synthetic); the gold scorer also grades the held-out replies.
+    # It labels only the training side of the environments' context split (their heldout_fraction and seed)
+    # and none of the held-out prompts of the env's own prompt source, so evaluation contexts stay unseen.
+    context_heldout_fraction: float = 0.1
+    context_seed: int = 0
+    prompts: str | None = None  # the env's prompt source (None: the corpus)
     gold: str = "default"
     num_contexts: int = 800
     samples_per_context: int = 4
@@ -98,14 +104,6 @@ class RewardModelReport:
     reused: bool
 
 
-# Fields that do not change the trained model: a reward model trained under other values is reused.
-_RUN_FIELDS = {f.name for f in dataclasses.fields(RunSettings)} | {"device"}
-
-
-def _identity(config: RewardModelConfig) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in _RUN_FIELDS}
-
-
 def resolve_policy(config: RewardModelConfig) -> str:
     """Folder or name of the policy: the offline default is built (or reused) from ``policy_config``."""
     if config.policy != DEFAULT_POLICY:
@@ -116,8 +114,9 @@ def resolve_policy(config: RewardModelConfig) -> str:
 
 def label_preferences(config: RewardModelConfig, policy: str | None = None) -> Path:
     """The synthetic preference file for ``config`` (labelled now, or reused from ``preferences_dir``)."""
+    policy = policy or resolve_policy(config)
     return label_synthetic_preferences(
-        policy or resolve_policy(config),
+        policy,
         config.preferences_dir,
         gold=config.gold,
         num_contexts=config.num_contexts,
@@ -129,6 +128,10 @@ def label_preferences(config: RewardModelConfig, policy: str | None = None) -> P
         max_new_tokens=config.max_new_tokens,
         temperature=config.temperature,
         seed=config.seed,
+        heldout_fraction=config.context_heldout_fraction,
+        split_seed=config.context_seed,
+        prompts=config.prompts,
+        policy_fingerprint=artefact_fingerprint(policy),
         device=config.device,
     )
 
@@ -214,22 +217,28 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     check_training_settings(config)
     output = Path(config.output_dir)
     eval_file = output / "eval.json"
-    settings_file = output / "reward_config.json"
-    if eval_file.is_file() and settings_file.is_file() and json.loads(settings_file.read_text()) == _identity(config):
-        report = RewardModelReport(**json.loads(eval_file.read_text()))
-        report.path, report.reused = str(output), True
-        print(f"reusing reward model {output}")
-        return report
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        kept = set_aside(output)  # a model trained under other settings, or anything else: never deleted
-        print(f"{output} holds a reward model trained under other settings (or other files): kept as {kept}")
-
     started = time.time()
     needs_policy = config.preferences == SYNTHETIC or config.base_model == POLICY_BACKBONE
     policy = resolve_policy(config) if needs_policy else None
+    # What makes this model: its config, the preference file (labelled now, or reused) and the base model.
+    preferences = label_preferences(config, policy) if config.preferences == SYNTHETIC else config.preferences
+    base = policy if config.base_model == POLICY_BACKBONE else config.base_model
+    fingerprint = stage_fingerprint(config, preferences=str(preferences), base_model=base)
+    stored_file = output / FINGERPRINT_FILE
+    if eval_file.is_file() and stored_file.is_file():
+        stored = json.loads(stored_file.read_text())
+        if stored.get("fingerprint") == fingerprint["fingerprint"]:
+            report = RewardModelReport(**json.loads(eval_file.read_text()))
+            report.path, report.reused = str(output), True
+            print(f"reusing reward model {output}: same settings and inputs")
+            return report
+        print(f"{output} holds a reward model made otherwise ({differences(stored, fingerprint)}): training afresh")
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        kept = set_aside(output)  # a model made otherwise, or anything else: never deleted
+        print(f"{output} holds a reward model made by other settings or inputs (or other files): kept as {kept}")
+
     train, heldout, stats, source = load_preference_split(config, policy)
     print(f"{stats}; {len(train)} train / {len(heldout)} held-out pairs")
-    base = policy if config.base_model == POLICY_BACKBONE else config.base_model
     model, tokenizer = load_reward_base(base, config.tokenizer, config.seed)
 
     record = RunRecord.for_config(
@@ -263,7 +272,8 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
         reused=False,
     )
     eval_file.write_text(json.dumps(dataclasses.asdict(report), indent=2))
-    (output / "reward_config.json").write_text(json.dumps(_identity(config), indent=2))
+    # Written last: a folder without it (an interrupted run) is never reused. Downstream stages key on it.
+    stored_file.write_text(json.dumps(fingerprint, indent=2))
     metrics = {
         "eval/pairwise_accuracy": accuracy,
         "eval/spearman": rank_correlation,
