@@ -21,7 +21,8 @@ from rlhf.config import load_config
 from rlhf.data.prompts import load_prompts
 from rlhf.models.policy import load_policy
 from rlhf.rewards.trl_adapter import stop_token_ids
-from rlhf.training.ppo import PPOConfig, reward_model_for, sample_replies
+from rlhf.training.policy_eval import sample_replies
+from rlhf.training.ppo import PPOConfig, reward_model_for
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()

@@ -7,7 +7,7 @@ import torch
 
 from rlhf.models.policy import load_policy
 from rlhf.rewards.trl_adapter import stop_token_ids
-from rlhf.training.ppo import sample_replies, sequence_kl
+from rlhf.training.policy_eval import sample_replies, sequence_kl
 
 CONTEXTS = [["Hello there"], ["Do you like music?"], ["What is your name?"], ["Hi", "Hello!", "How are you?"]]
 

@@ -72,7 +72,7 @@ def test_ppo_evaluates_a_registered_env_on_its_own_held_out_prompts():
     import gymnasium
     from rlhf.envs import register_reward_env
 
-    from rlhf.training.ppo import evaluation_contexts
+    from rlhf.training.policy_eval import evaluation_contexts
 
     prompts = [f"Tell me about topic number {i}" for i in range(30)]
     env_id = register_reward_env("rlhf-test/OwnPrompts-v0", "default", prompts=prompts)

@@ -25,6 +25,7 @@ import torch
 from rlhf.config import load_config
 from rlhf.data.chat import render_prompt
 from rlhf.models.policy import context_window, load_policy, policy_path, resolve_device
+from rlhf.runs.fingerprint import env_identity, stage_fingerprint
 from rlhf.runs.records import RunRecord, RunSettings, finished_run, run_folder
 from rlhf.training.checkpoints import trim_record
 from rlhf.training.online import PolicyRunResult, policy_config_of
@@ -32,7 +33,7 @@ from rlhf.training.policy_eval import (
     EvalCallback,
     PolicyEvaluator,
     checkpoint_step,
-    eval_contexts_of,
+    evaluation_contexts,
     first_eval,
     last_checkpoint,
 )
@@ -139,7 +140,13 @@ def train_dpo(config: DPOConfig) -> PolicyRunResult:
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
     run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
-    finished = finished_run(run_dir, resume=config.resume, resume_hint="pass --resume true to continue it")
+    # What makes this run: its config (and the files it names), the policy it starts from, the env it is scored on.
+    fingerprint = stage_fingerprint(
+        config, algo=ALGO, policy=policy_path(policy_config_of(config)), env=env_identity(config.env_id)
+    )
+    finished = finished_run(
+        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
+    )
     if finished is not None:
         summary = finished["summary"]
         return PolicyRunResult(str(run_dir), summary.get("before", {}), summary.get("after", {}), 0.0,
@@ -161,9 +168,11 @@ def train_dpo(config: DPOConfig) -> PolicyRunResult:
     ref.eval().requires_grad_(False)
     if config.resume:
         trim_record(run_dir, checkpoint_step(checkpoint) if checkpoint else -1)
-    record = RunRecord.for_config(config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume)
+    record = RunRecord.for_config(
+        config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
+    )
     evaluator = PolicyEvaluator(
-        policy, ref, tokenizer, env, eval_contexts_of(env, config.eval_contexts, ALGO), record,
+        policy, ref, tokenizer, env, evaluation_contexts(env, config.eval_contexts, ALGO), record,
         samples_per_context=config.eval_samples, temperature=config.temperature,
         max_new_tokens=config.response_length, seed=config.seed, num_sample_rows=config.num_sample_rows, label=ALGO,
     )  # fmt: skip

@@ -37,13 +37,14 @@ from rlhf.data.chat import parse_reply, render_prompt
 from rlhf.data.corpus import turns_of
 from rlhf.models.policy import PolicyConfig, context_window, load_policy, policy_path, resolve_device
 from rlhf.rewards.trl_adapter import batched_reward_of
+from rlhf.runs.fingerprint import env_identity, stage_fingerprint
 from rlhf.runs.records import RunRecord, RunSettings, finished_run, run_folder
 from rlhf.training.checkpoints import trim_record
 from rlhf.training.policy_eval import (
     EvalCallback,
     PolicyEvaluator,
     checkpoint_step,
-    eval_contexts_of,
+    evaluation_contexts,
     first_eval,
     last_checkpoint,
 )
@@ -177,7 +178,13 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
     started = time.time()
     check_online(config)
     run_dir = run_folder(config.runs_dir, config.group, config.run_name or algo)
-    finished = finished_run(run_dir, resume=config.resume, resume_hint="pass --resume true to continue it")
+    # What makes this run: its config (and the files it names), the policy it starts from, the env it is scored on.
+    fingerprint = stage_fingerprint(
+        config, algo=algo, policy=policy_path(policy_config_of(config)), env=env_identity(config.env_id)
+    )
+    finished = finished_run(
+        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
+    )
     if finished is not None:
         summary = finished["summary"]
         return PolicyRunResult(str(run_dir), summary.get("before", {}), summary.get("after", {}), 0.0,
@@ -223,9 +230,11 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
             trim_record(run_dir, checkpoint_step(checkpoint) if checkpoint else -1)
             if checkpoint:
                 print(f"[{algo}] resuming {run_dir} from {checkpoint.name}")
-        record = RunRecord.for_config(config, algo=algo, env_id=config.env_id, tags=config.tags, resume=config.resume)
+        record = RunRecord.for_config(
+            config, algo=algo, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
+        )
         evaluator = PolicyEvaluator(
-            policy, ref, tokenizer, env, eval_contexts_of(env, config.eval_contexts, algo), record,
+            policy, ref, tokenizer, env, evaluation_contexts(env, config.eval_contexts, algo), record,
             samples_per_context=config.eval_samples, temperature=config.temperature,
             max_new_tokens=config.response_length, seed=config.seed, num_sample_rows=config.num_sample_rows,
             label=algo,

@@ -19,62 +19,113 @@ import torch
 from transformers import TrainerCallback
 
 from rlhf.data.corpus import turns_of
-from rlhf.models.policy import generate_replies
-from rlhf.rewards.trl_adapter import encode_prompts
+from rlhf.models.policy import context_window
+from rlhf.rewards.trl_adapter import encode_prompts, read_reply, stop_token_ids
 from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
 from rlhf.runs.records import RunRecord, read_run
 
 
-def eval_contexts_of(env, n: int, label: str = "eval") -> list[tuple[str, ...]]:
-    """The first ``n`` held-out contexts of the env's own prompt source, split as the env splits it: the
-    contexts PPO and the baselines are evaluated on. An env that trains on them too (``split="all"``) or whose
-    source is too small to split is evaluated anyway, with a printed warning."""
+def evaluation_contexts(env, n: int, label: str = "eval") -> list[tuple[str, ...]]:
+    """The first ``n`` held-out contexts of the env's own prompt source, split as the env splits it.
+
+    Every trainer of the policy (PPO, GRPO, RLOO, DPO) evaluates on them, and the baselines on the held-out
+    split of the same source. An env registered with ``split="all"`` trains on them as well, which is printed;
+    a source too small to split is evaluated on its training contexts, also printed.
+    """
     unwrapped = env.unwrapped
     try:
         contexts = held_out_contexts(unwrapped.prompt_source, n, unwrapped.heldout_fraction, unwrapped.seed)
     except ValueError as exc:
-        print(
-            f"[{label}] warning: evaluating on the training prompts: the env's prompts have no held-out split ({exc})"
-        )
-        return [tuple(turns_of(c)) for c in unwrapped.contexts[:n]]
+        print(f"[{label}] warning: evaluating on the training prompts: the env's prompts have no held-out split "
+              f"({exc})")  # fmt: skip
+        return [turns_of(c) for c in unwrapped.contexts[:n]]
     if unwrapped.split != "train":
-        print(f"[{label}] warning: the env trains on split {unwrapped.split!r}, which holds the held-out prompts")
-    return [tuple(turns_of(c)) for c in contexts]
+        print(
+            f"[ppo] warning: the env trains on split {unwrapped.split!r}, which holds the held-out evaluation prompts"
+        )
+    return [turns_of(c) for c in contexts]
 
 
-def _token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-    """log p(token_t | tokens_<t) of every token after the first, shape ``(B, T-1)``."""
-    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
-    return torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+def _token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log p(token_t | tokens_<t) at ``temperature`` of every token after the first, shape ``(B, T-1)``."""
+    position_ids = (attention.cumsum(1) - attention).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=attention, position_ids=position_ids).logits[:, :-1].float()
+    return torch.log_softmax(logits / (temperature + 1e-7), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
 
 
 @torch.no_grad()
-def sequence_kl(policy, ref, tokenizer, contexts: Sequence[Sequence[str]], replies: Sequence[str]) -> float:
-    """Mean over pairs of the sum over reply tokens of ``log π − log π_ref`` (``ref=None``: a PEFT policy
-    with its adapter disabled). A reply is read as the policy writes it: ``" reply\\n"`` after the prompt."""
+def sequence_kl(policy, ref, query_responses: torch.Tensor, context_length: int, pad_token_id: int,
+                temperature: float) -> float:  # fmt: skip
+    """Mean over rows of the sum over sampled reply tokens of ``log π − log π_ref``, both at ``temperature``.
+
+    ``query_responses`` are left-padded prompts (``context_length`` wide) followed by the sampled tokens; a
+    reply's tokens run to its first pad, as in TRL's loss. This is TRL's own ``k1`` estimate (``objective/kl``)
+    of KL(π_T ‖ π_ref,T) for samples drawn at ``temperature``; ``ref=None``: a PEFT policy, adapter disabled.
+    """
     device = next(policy.parameters()).device
-    prompts = encode_prompts(tokenizer, contexts)
-    answers = tokenizer([f" {r}\n" for r in replies], add_special_tokens=False)["input_ids"]
     sums = []
-    for i in range(0, len(prompts), 32):
-        pairs = list(zip(prompts[i : i + 32], answers[i : i + 32], strict=True))
-        width = max(len(p) + len(a) for p, a in pairs)
-        ids = torch.full((len(pairs), width), tokenizer.pad_token_id, dtype=torch.long)
-        attention = torch.zeros_like(ids)
-        reply = torch.zeros_like(ids, dtype=torch.bool)
-        for j, (p, a) in enumerate(pairs):  # right-padded: positions need no shifting
-            ids[j, : len(p) + len(a)] = torch.tensor(p + a)
-            attention[j, : len(p) + len(a)] = 1
-            reply[j, len(p) : len(p) + len(a)] = True
-        ids, attention, reply = ids.to(device), attention.to(device), reply.to(device)
-        own = _token_logprobs(policy, ids, attention)
+    for i in range(0, len(query_responses), 32):
+        ids = query_responses[i : i + 32].to(device)
+        attention = (ids != pad_token_id).long()
+        responses = ids[:, context_length:]
+        reply = torch.arange(responses.shape[1], device=device) < first_pad(responses, pad_token_id)[:, None]
+        inputs = ids.masked_fill(~attention.bool(), 0)
+        own = _token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
         if ref is None:
             with policy.disable_adapter():
-                base = _token_logprobs(policy, ids, attention)
+                base = _token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
         else:
-            base = _token_logprobs(ref, ids, attention)
-        sums.append(((own - base) * reply[:, 1:]).sum(-1).cpu())
+            base = _token_logprobs(ref, inputs, attention, temperature)[:, context_length - 1 :]
+        sums.append(((own - base) * reply).sum(-1).cpu())
     return float(torch.cat(sums).mean()) if sums else 0.0
+
+
+def first_pad(responses: torch.Tensor, pad_token_id: int) -> torch.Tensor:
+    """Index of each row's first pad token (the row's width when none): where TRL's loss ends a reply."""
+    width = responses.shape[1]
+    positions = torch.arange(width, device=responses.device).expand_as(responses)
+    return torch.where(responses == pad_token_id, positions, width).min(-1).values
+
+
+@torch.no_grad()
+def sample_replies(
+    policy, tokenizer, contexts: Sequence[Sequence[str]], num_samples: int, temperature: float,
+    max_new_tokens: int, stop_ids: Sequence[int], seed: int,
+) -> tuple[list[str], torch.Tensor, int]:  # fmt: skip
+    """``num_samples`` replies to each context sampled as PPO samples them (same prompt encoding,
+    temperature and stop tokens), read as the reward reads them; also the sampled ``query_responses`` and
+    the prompt width, for :func:`sequence_kl` on the very tokens sampled."""
+    torch.manual_seed(seed)
+    device = next(policy.parameters()).device
+    limit = (context_window(policy) or 1024) - max_new_tokens
+    prompts = [p[-limit:] for p in encode_prompts(tokenizer, contexts) for _ in range(num_samples)]
+    width, pad = max(map(len, prompts)), tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    was_training = policy.training
+    policy.eval()
+    rows = []
+    for i in range(0, len(ids), 64):
+        batch = ids[i : i + 64]
+        out = policy.generate(
+            input_ids=batch,
+            attention_mask=(batch != pad).long(),
+            max_new_tokens=max_new_tokens,
+            do_sample=True,
+            temperature=temperature + 1e-7,
+            top_k=0,
+            top_p=1.0,
+            eos_token_id=list(stop_ids),
+            pad_token_id=pad,
+        )
+        rows.append(torch.nn.functional.pad(out, (0, width + max_new_tokens - out.shape[1]), value=pad))
+    policy.train(was_training)
+    query_responses = torch.cat(rows)
+    visible = query_responses != pad
+    replies = [
+        read_reply(tokenizer, row[width:].tolist(), mask[width:].tolist(), stop_ids)[0]
+        for row, mask in zip(query_responses, visible, strict=True)
+    ]
+    return replies, query_responses, width
 
 
 class PolicyEvaluator:
@@ -84,9 +135,9 @@ class PolicyEvaluator:
         policy, ref, tokenizer: the policy being trained, its frozen reference (``None``: a PEFT policy with
             the adapter disabled) and their tokenizer.
         env: the environment whose ``reward_fn`` and ``gold_fn`` score the replies.
-        contexts: the held-out contexts (turn sequences), see :func:`eval_contexts_of`.
+        contexts: the held-out contexts (turn sequences), see :func:`evaluation_contexts`.
         record: the run record the metrics and sample rows go to.
-        samples_per_context, temperature, max_new_tokens, seed: how replies are sampled.
+        samples_per_context, temperature, max_new_tokens, seed, stop_ids: how replies are sampled (as in training).
         num_sample_rows: how many (context, reply) rows each evaluation logs.
         label: prefix of the printed line (the algo).
     """
@@ -106,6 +157,7 @@ class PolicyEvaluator:
         seed: int = 0,
         num_sample_rows: int = 8,
         label: str = "eval",
+        stop_ids: Sequence[int] | None = None,
     ) -> None:
         self.policy, self.ref, self.tokenizer, self.env = policy, ref, tokenizer, env
         self.contexts = [tuple(c) for c in contexts]
@@ -116,6 +168,8 @@ class PolicyEvaluator:
         self.seed = seed
         self.num_sample_rows = num_sample_rows
         self.label = label
+        # Replies end where training ends them: EOS and any token holding a line break (the chat format's turn end).
+        self.stop_ids = list(stop_ids) if stop_ids is not None else stop_token_ids(tokenizer, at_newline=True)
 
     def evaluate(self, step: int, samples: int) -> dict[str, float]:
         """Score sampled replies to the held-out contexts; log metrics and sample rows at ``step``.
@@ -129,14 +183,14 @@ class PolicyEvaluator:
         n = self.samples_per_context
         contexts = [c for c in self.contexts for _ in range(n)]
         with torch.random.fork_rng(devices=[policy.device] if policy.device.type == "cuda" else []):
-            sampled = generate_replies(
+            replies, query_responses, width = sample_replies(
                 policy, self.tokenizer, self.contexts, num_samples=n, temperature=self.temperature,
-                max_new_tokens=self.max_new_tokens, seed=self.seed,
+                max_new_tokens=self.max_new_tokens, stop_ids=self.stop_ids, seed=self.seed,
             )  # fmt: skip
-        replies = [r for rs in sampled for r in rs]
         env = self.env.unwrapped
         metrics, rows = evaluate_replies(contexts, replies, env.reward_fn, getattr(env, "gold_fn", None))
-        metrics[KL] = sequence_kl(policy, self.ref, self.tokenizer, contexts, replies)
+        pad = self.tokenizer.pad_token_id
+        metrics[KL] = sequence_kl(policy, self.ref, query_responses, width, pad, self.temperature)
         policy.train(was_training)
         self.record.log({**metrics, SAMPLES: samples}, step=step)
         self.record.log_samples(rows[::n][: self.num_sample_rows], step=step, key="eval/samples")

@@ -61,8 +61,8 @@ from rlhf.models.policy import (
     save_pretrained_atomically,
 )
 from rlhf.rewards.reward_model import RewardModelScorer
-from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts, read_reply, stop_token_ids
-from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
+from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts, stop_token_ids
+from rlhf.runs.evaluation import KL, SAMPLES
 from rlhf.runs.fingerprint import env_identity, stage_fingerprint
 from rlhf.runs.records import INTERRUPTED, RunRecord, RunSettings, finished_run, marks_failure, read_run, run_folder
 from rlhf.training.checkpoints import (
@@ -72,6 +72,7 @@ from rlhf.training.checkpoints import (
     save_checkpoint,
     trim_record,
 )
+from rlhf.training.policy_eval import PolicyEvaluator, evaluation_contexts
 
 ALGO = "ppo"
 FINAL = "final"  # <run>/final/: the trained policy, loadable by AutoModelForCausalLM.from_pretrained
@@ -206,88 +207,6 @@ def reward_model_for(
     return adapter, f"env reward {name!r} through EnvRewardModel"
 
 
-def _token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log p(token_t | tokens_<t) at ``temperature`` of every token after the first, shape ``(B, T-1)``."""
-    position_ids = (attention.cumsum(1) - attention).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=attention, position_ids=position_ids).logits[:, :-1].float()
-    return torch.log_softmax(logits / (temperature + 1e-7), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-
-
-@torch.no_grad()
-def sequence_kl(policy, ref, query_responses: torch.Tensor, context_length: int, pad_token_id: int,
-                temperature: float) -> float:  # fmt: skip
-    """Mean over rows of the sum over sampled reply tokens of ``log π − log π_ref``, both at ``temperature``.
-
-    ``query_responses`` are left-padded prompts (``context_length`` wide) followed by the sampled tokens; a
-    reply's tokens run to its first pad, as in TRL's loss. This is TRL's own ``k1`` estimate (``objective/kl``)
-    of KL(π_T ‖ π_ref,T) for samples drawn at ``temperature``; ``ref=None``: a PEFT policy, adapter disabled.
-    """
-    device = next(policy.parameters()).device
-    sums = []
-    for i in range(0, len(query_responses), 32):
-        ids = query_responses[i : i + 32].to(device)
-        attention = (ids != pad_token_id).long()
-        responses = ids[:, context_length:]
-        reply = torch.arange(responses.shape[1], device=device) < first_pad(responses, pad_token_id)[:, None]
-        inputs = ids.masked_fill(~attention.bool(), 0)
-        own = _token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
-        if ref is None:
-            with policy.disable_adapter():
-                base = _token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
-        else:
-            base = _token_logprobs(ref, inputs, attention, temperature)[:, context_length - 1 :]
-        sums.append(((own - base) * reply).sum(-1).cpu())
-    return float(torch.cat(sums).mean()) if sums else 0.0
-
-
-def first_pad(responses: torch.Tensor, pad_token_id: int) -> torch.Tensor:
-    """Index of each row's first pad token (the row's width when none): where TRL's loss ends a reply."""
-    width = responses.shape[1]
-    positions = torch.arange(width, device=responses.device).expand_as(responses)
-    return torch.where(responses == pad_token_id, positions, width).min(-1).values
-
-
-@torch.no_grad()
-def sample_replies(
-    policy, tokenizer, contexts: Sequence[Sequence[str]], num_samples: int, temperature: float,
-    max_new_tokens: int, stop_ids: Sequence[int], seed: int,
-) -> tuple[list[str], torch.Tensor, int]:  # fmt: skip
-    """``num_samples`` replies to each context sampled as PPO samples them (same prompt encoding,
-    temperature and stop tokens), read as the reward reads them; also the sampled ``query_responses`` and
-    the prompt width, for :func:`sequence_kl` on the very tokens sampled."""
-    torch.manual_seed(seed)
-    device = next(policy.parameters()).device
-    limit = (context_window(policy) or 1024) - max_new_tokens
-    prompts = [p[-limit:] for p in encode_prompts(tokenizer, contexts) for _ in range(num_samples)]
-    width, pad = max(map(len, prompts)), tokenizer.pad_token_id
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    was_training = policy.training
-    policy.eval()
-    rows = []
-    for i in range(0, len(ids), 64):
-        batch = ids[i : i + 64]
-        out = policy.generate(
-            input_ids=batch,
-            attention_mask=(batch != pad).long(),
-            max_new_tokens=max_new_tokens,
-            do_sample=True,
-            temperature=temperature + 1e-7,
-            top_k=0,
-            top_p=1.0,
-            eos_token_id=list(stop_ids),
-            pad_token_id=pad,
-        )
-        rows.append(torch.nn.functional.pad(out, (0, width + max_new_tokens - out.shape[1]), value=pad))
-    policy.train(was_training)
-    query_responses = torch.cat(rows)
-    visible = query_responses != pad
-    replies = [
-        read_reply(tokenizer, row[width:].tolist(), mask[width:].tolist(), stop_ids)[0]
-        for row, mask in zip(query_responses, visible, strict=True)
-    ]
-    return replies, query_responses, width
-
-
 def _newline_id(tokenizer) -> int:
     ids = tokenizer("\n", add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
@@ -372,50 +291,18 @@ class _Run:
     config: PPOConfig
     record: RunRecord
     policy: Any
-    ref: Any
     value: Any
     tokenizer: Any
     optimizer: Any
     scheduler: Any
-    env: Any
-    eval_contexts: list[tuple[str, ...]]
+    evaluator: PolicyEvaluator
     total_updates: int
-    stop_ids: list[int]
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
 
     def evaluate(self, step: int, samples: int) -> dict[str, float]:
-        """Sampled replies to the held-out contexts, scored and logged with a table of sample replies.
-
-        Replies are sampled as in training (temperature, stop tokens) with a fixed seed, ``eval_samples`` per
-        context: PPO optimises the sampling policy, and a small policy's greedy reply is often one sentence for
-        every context, which hides what training changed. The seed is forked, so training's RNG is untouched.
-        ``eval/kl`` is measured on the sampled tokens at that temperature (:func:`sequence_kl`).
-        """
-        contexts = [c for c in self.eval_contexts for _ in range(self.config.eval_samples)]
-        with torch.random.fork_rng(devices=[self.policy.device] if self.policy.device.type == "cuda" else []):
-            replies, query_responses, width = sample_replies(
-                self.policy,
-                self.tokenizer,
-                self.eval_contexts,
-                num_samples=self.config.eval_samples,
-                temperature=self.config.temperature,
-                max_new_tokens=self.config.response_length,
-                stop_ids=self.stop_ids,
-                seed=self.config.seed,
-            )
-        env = self.env.unwrapped
-        metrics, rows = evaluate_replies(contexts, replies, env.reward_fn, getattr(env, "gold_fn", None))
-        metrics[KL] = sequence_kl(
-            self.policy, self.ref, query_responses, width, self.tokenizer.pad_token_id, self.config.temperature
-        )
-        self.record.log({**metrics, SAMPLES: samples}, step=step)
-        self.record.log_samples(
-            rows[:: self.config.eval_samples][: self.config.num_sample_rows], step=step, key="eval/samples"
-        )
-        shown = ", ".join(f"{k.removeprefix('eval/')} {v:.3f}" for k, v in metrics.items())
-        print(f"[ppo] step {step} ({samples} samples): {shown}")
-        return metrics
+        """The shared held-out evaluation (:class:`~rlhf.training.policy_eval.PolicyEvaluator`) at ``step``."""
+        return self.evaluator.evaluate(step, samples)
 
 
 # -- checks and reuse -----------------------------------------------------------------------------------
@@ -554,26 +441,6 @@ def build_optimizer(config: PPOConfig, models: PPOModels, total_updates: int):
     return optimizer, scheduler
 
 
-def evaluation_contexts(env, n: int) -> list[tuple[str, ...]]:
-    """The first ``n`` held-out contexts of the env's own prompt source, split as the env splits it.
-
-    These are the contexts the baselines are evaluated on too (the held-out split of the same source). An
-    env registered with ``split="all"`` trains on them as well, which is printed; a source too small to split
-    is evaluated on its training contexts, also printed.
-    """
-    unwrapped = env.unwrapped
-    try:
-        contexts = held_out_contexts(unwrapped.prompt_source, n, unwrapped.heldout_fraction, unwrapped.seed)
-    except ValueError as exc:
-        print(f"[ppo] warning: evaluating on the training prompts: the env's prompts have no held-out split ({exc})")
-        return [turns_of(c) for c in unwrapped.contexts[:n]]
-    if unwrapped.split != "train":
-        print(
-            f"[ppo] warning: the env trains on split {unwrapped.split!r}, which holds the held-out evaluation prompts"
-        )
-    return [turns_of(c) for c in contexts]
-
-
 def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda: bool, newline: int | None):
     """TRL's ``PPOConfig`` for ``updates`` updates: our batch, PPO and precision settings; logging, checkpoints and
     sample generations off (the run record and :mod:`rlhf.training.checkpoints` own them)."""
@@ -670,8 +537,14 @@ def train_ppo(config: PPOConfig) -> PPOResult:
     record = RunRecord.for_config(
         config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
     )
-    run = _Run(config, record, models.policy, models.ref, models.value, models.tokenizer, optimizer, scheduler, env,
-               evaluation_contexts(env, config.eval_contexts), total_updates, stop_ids)  # fmt: skip
+    evaluator = PolicyEvaluator(
+        models.policy, models.ref, models.tokenizer, env, evaluation_contexts(env, config.eval_contexts, ALGO),
+        record, samples_per_context=config.eval_samples, temperature=config.temperature,
+        max_new_tokens=config.response_length, stop_ids=stop_ids, seed=config.seed,
+        num_sample_rows=config.num_sample_rows, label=ALGO,
+    )  # fmt: skip
+    run = _Run(config, record, models.policy, models.value, models.tokenizer, optimizer, scheduler, evaluator,
+               total_updates)  # fmt: skip
     newline = _newline_id(models.tokenizer) if config.stop_at_newline else None
     # A resumed run draws new prompt batches, not the first ones again: the seed moves with the step.
     args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline)
