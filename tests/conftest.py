@@ -15,7 +15,11 @@ import pytest  # noqa: E402
 
 from rlhf.models.policy import PolicyConfig, ensure_policy  # noqa: E402
 
-TINY_POLICY = dict(vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=128, epochs=3, batch_size=32)
+# BPE, the old default: these tests exercise the toolkit with any tokenizer, and at this size a word vocabulary
+# would hold too few words (test_policy.py tests the word tokenizer itself).
+TINY_POLICY = dict(
+    tokenizer="bpe", vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=128, epochs=3, batch_size=32
+)
 
 
 @pytest.fixture(scope="session")

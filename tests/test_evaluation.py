@@ -8,8 +8,11 @@ from rlhf.runs.evaluation import (
     ENV_REWARD,
     GOLD_REWARD,
     REPLY_LENGTH,
+    WORD_RATE,
+    corpus_vocabulary,
     distinct_n,
     evaluate_replies,
+    word_rate,
 )
 
 
@@ -33,3 +36,17 @@ def test_evaluate_replies_reports_both_rewards_and_one_row_per_pair():
 def test_without_gold_there_is_no_gold_metric():
     metrics, rows = evaluate_replies([["Hi"]], ["yo"], gold_scorer("length"))
     assert GOLD_REWARD not in metrics and "gold_reward" not in rows[0]
+
+
+def test_word_rate_pools_the_words_of_all_replies():
+    vocabulary = {"i", "am", "fine", "thanks"}
+    assert word_rate(["I am fine, thanks!", "iltten 19bert fine"], vocabulary) == pytest.approx(5 / 7)
+    assert word_rate(["", "?!"], vocabulary) == 0.0
+
+
+def test_evaluation_reports_the_word_rate_against_the_corpus_vocabulary():
+    vocabulary = corpus_vocabulary()
+    assert {"hello", "computer", "you"} <= vocabulary and "iltten" not in vocabulary
+    replies = ["Hello, how are you?", "iltten 19bert givenian"]
+    metrics, _ = evaluate_replies([["Hi"], ["Hi"]], replies, gold_scorer("length"))
+    assert metrics[WORD_RATE] == pytest.approx(4 / 7)

@@ -3,14 +3,20 @@ import os
 
 import pytest
 import torch
+from tokenizers.pre_tokenizers import ByteLevel
 
+from rlhf.data.chat import render_dialogue
+from rlhf.data.corpus import load_dialogues
 from rlhf.models.policy import (
+    EOS,
+    PAD,
     PolicyConfig,
     default_policy_dir,
     ensure_policy,
     generate_replies,
     load_policy,
     pack_blocks,
+    train_tokenizer,
 )
 
 
@@ -63,3 +69,23 @@ def test_pack_blocks_joins_dialogues_with_one_eos():
     blocks = pack_blocks([[0, 5, 6, 0], [0, 7, 0], [0, 8, 9, 0]], block_size=4)
     assert blocks.tolist() == [[0, 5, 6, 0], [7, 0, 8, 9]]
     assert blocks.dtype == torch.long
+
+
+def test_word_tokenizer_holds_whole_corpus_words_and_spells_the_rest_exactly():
+    texts = [render_dialogue(d) for d in load_dialogues()[:300]]
+    tokenizer = train_tokenizer(texts, 600, kind="word")
+    split = tokenizer.backend_tokenizer.pre_tokenizer.pre_tokenize_str
+    whole_words = {piece for t in texts for piece, _ in split(t)}  # " hello", "?", "'s": never part of a word
+    byte_symbols = set(ByteLevel.alphabet())  # what a word outside the vocabulary is spelled in
+    tokens = set(tokenizer.get_vocab()) - {EOS, PAD}
+    # A BPE vocabulary holds fragments ("iltt") that sampling strings into non-words; this one holds none.
+    assert len(tokens) == 600 - 2 and tokens <= whole_words | byte_symbols
+    assert all(tokenizer.decode(tokenizer(t)["input_ids"]) == t for t in texts)
+    # Words it has not kept are spelled in bytes, so any prompt or reply survives encode/decode.
+    novel = "User: Is the weather in Zürich nice? ☃\n"
+    assert tokenizer.decode(tokenizer(novel)["input_ids"]) == novel
+
+
+def test_unknown_tokenizer_kind_is_named():
+    with pytest.raises(ValueError, match="'chars'"):
+        train_tokenizer(["User: hi\n"], 50, kind="chars")

@@ -1,24 +1,31 @@
 import io
 import json
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from rlhf.data.chat import render_exchange
+from rlhf.data.chat import render_exchange, words
 from rlhf.data.preferences import (
     EMPTY_REPLY,
     IDENTICAL,
     PreferenceDataError,
     context_of_prompt,
+    context_preferences,
+    hh_transcript,
     read_preferences,
     split_preferences,
     write_preferences,
 )
+from rlhf.rewards.gold import gold_scorer
 from rlhf.rewards.labeller import disjoint_pairs, label_by_hand, label_synthetic_preferences
 
 HH_ROW = {
     "chosen": "\n\nHuman: What is AI?\n\nAssistant: A science.\n\nHuman: Is it fun?\n\nAssistant: Yes, a lot of fun!",
     "rejected": "\n\nHuman: What is AI?\n\nAssistant: A science.\n\nHuman: Is it fun?\n\nAssistant: No.",
 }
+
+CONTEXT_PREFERENCES = Path(__file__).parent / "data" / "context_preferences.jsonl"
 
 
 def write_jsonl(path, rows):
@@ -148,6 +155,35 @@ def test_human_labelling_appends_each_answer_and_resumes(tmp_path):
     assert [r["chosen"] for r in records] == ["Hello!", "Fine."]
     write_preferences(records, out)  # what the tool writes is what the readers read
     assert read_preferences(out)[0] == records
+
+
+def test_context_preference_file_is_the_generated_set():
+    rows = [json.loads(line) for line in CONTEXT_PREFERENCES.read_text().splitlines()]
+    assert rows == context_preferences(), "regenerate with scripts/make_context_preferences.py"
+
+
+def test_context_preferences_cannot_be_ranked_without_reading_the_context():
+    records, stats = read_preferences(CONTEXT_PREFERENCES)
+    assert stats.kept == stats.read >= 1200 and max(Counter(r["prompt"] for r in records).values()) <= 6
+    # Each reply is the right answer once and the wrong one once, so any score of the reply alone
+    # (length, sentiment, politeness) ranks exactly half the pairs right.
+    assert Counter(r["chosen"] for r in records) == Counter(r["rejected"] for r in records)
+    # The reply that answers names something the context is about.
+    assert all(set(words(r["chosen"])) & set(words(" ".join(r["context"]))) for r in records)
+    for blind in ("length", "sentiment", "default"):
+        scorer = gold_scorer(blind)
+        chosen = scorer([["?"]] * len(records), [r["chosen"] for r in records])
+        rejected = scorer([["?"]] * len(records), [r["rejected"] for r in records])
+        assert sum(chosen > rejected) + 0.5 * sum(chosen == rejected) == len(records) / 2, blind
+
+
+def test_hh_transcript_round_trips_through_the_reader(tmp_path):
+    row = {
+        "chosen": hh_transcript(["Hi", "Hello!", "How are you?"], "Fine."),
+        "rejected": hh_transcript(["Hi", "Hello!", "How are you?"], "Blue."),
+    }
+    (record,), _ = read_preferences(write_jsonl(tmp_path / "hh.jsonl", [row]))
+    assert record["context"] == ["Hi", "Hello!", "How are you?"] and record["chosen"] == "Fine."
 
 
 def test_labelling_takes_only_its_own_answers(tmp_path):

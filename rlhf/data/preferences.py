@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlhf.data.chat import BOT, HH_HUMAN, clean_turn, parse_dialogue, render_prompt, split_hh_transcript
+from rlhf.data.chat import BOT, HH_HUMAN, clean_turn, parse_dialogue, render_prompt, split_hh_transcript, words
 from rlhf.errors import UserError
 
 REQUIRED_COLUMNS = ("chosen", "rejected")
@@ -280,3 +280,68 @@ def split_preferences(
     train = [r for r in records if r["prompt"] not in heldout_prompts]
     heldout = [r for r in records if r["prompt"] in heldout_prompts]
     return train, heldout
+
+
+# Words too common to say what a turn is about; two contexts sharing any other word may share a topic.
+_FUNCTION_WORDS = frozenset(
+    "a about an and are can could did do does for have how i is it me my of on or that the this to was what when "
+    "where which who why will with would you your".split()
+)
+
+
+def hh_transcript(context: Sequence[str], reply: str) -> str:
+    """``context`` and ``reply`` as an Anthropic hh-rlhf transcript (``\\n\\nHuman: …\\n\\nAssistant: …``)."""
+    turns = [*context, reply]
+    return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {clean_turn(t)}" for i, t in enumerate(turns))
+
+
+def context_preferences(
+    seed: int = 0, rounds: int = 6, min_words: int = 3, max_words: int = 30
+) -> list[dict[str, Any]]:
+    """Preferences that only a reader of the context can get right, cut from the corpus (hh-rlhf rows).
+
+    Every distinct corpus context whose real continuation answers it (names something the context is
+    about: shares a content word with it; ``min_words``–``max_words`` words, no code block) is paired, in
+    each of ``rounds`` seeded rounds, with a new context from another corpus category that shares no content
+    word with it, and each of the two gives the other its continuation as the rejected reply: chosen = the
+    reply that answers, rejected = a fluent reply to something else. Pairs come as such twins, so a scorer
+    that ignores the context ranks exactly half of them right (a word-overlap scorer, which reads it,
+    ranks ~99 % right). Returns ``{"chosen": transcript, "rejected": transcript}`` rows.
+    """
+    from rlhf.data.corpus import contexts_of, dialogue_ids, load_dialogues
+
+    items: dict[tuple[str, ...], tuple[str, str]] = {}  # context -> (reply, category); first one kept
+    replies_seen: set[str] = set()
+    for dialogue, did in zip(load_dialogues(), dialogue_ids(), strict=True):
+        for c in contexts_of(dialogue, did):
+            if c.turns in items or c.continuation in replies_seen:
+                continue
+            # Generic continuations ("Are you sure about that?") would answer the unrelated context as well,
+            # and a reply in code is told from prose without reading the question: both are left out.
+            about = {w for t in c.turns for w in words(t)} - _FUNCTION_WORDS
+            reply = words(c.continuation)
+            if min_words <= len(reply) <= max_words and "```" not in c.continuation and about & set(reply):
+                items[c.turns] = (c.continuation, did.split("/")[0])
+                replies_seen.add(c.continuation)
+    topic = {turns: {w for t in turns for w in words(t)} - _FUNCTION_WORDS for turns in items}
+
+    def unrelated(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+        return items[a][1] != items[b][1] and not topic[a] & topic[b] and frozenset((a, b)) not in paired
+
+    rng = random.Random(seed)
+    paired: set[frozenset] = set()
+    rows: list[dict[str, Any]] = []
+    for _ in range(rounds):
+        pool = list(items)
+        rng.shuffle(pool)
+        while pool:
+            turns = pool.pop()
+            mate = next((j for j, other in enumerate(pool) if unrelated(turns, other)), None)
+            if mate is None:  # nothing unrelated left to pair with this round
+                continue
+            other = pool.pop(mate)
+            paired.add(frozenset((turns, other)))
+            reply, other_reply = items[turns][0], items[other][0]
+            rows.append({"chosen": hh_transcript(turns, reply), "rejected": hh_transcript(turns, other_reply)})
+            rows.append({"chosen": hh_transcript(other, other_reply), "rejected": hh_transcript(other, reply)})
+    return rows

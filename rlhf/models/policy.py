@@ -1,6 +1,8 @@
 """The GPT policy: the offline default built from chatterbot-corpus, or any causal LM by name or path.
 
-No model hub is needed for the default: a byte-level BPE tokenizer is trained on the corpus, then a
+No model hub is needed for the default: a word-level tokenizer is trained on the corpus (one token per
+corpus word, other text spelled in bytes, so the replies the policy samples are made of corpus words;
+byte-level BPE on request), then a
 small GPT-2 is pretrained on the dialogues in the toolkit's chat format, a held-out set of dialogues
 scores it (perplexity, beside a unigram model's), and both are saved with ``save_pretrained`` to a
 cache folder keyed on the config and the corpus, reused by the next run.
@@ -31,8 +33,10 @@ from rlhf.data.corpus import corpus_fingerprint, load_dialogues, split_dialogues
 DEFAULT_POLICY = "default"
 EOS = "<|endoftext|>"
 PAD = "<pad>"
+WORD, BPE = "word", "bpe"
 # Bump when the training recipe changes, so old caches are not reused for new code.
-RECIPE_VERSION = 2  # 2: pre-trains on the training side of the split by opening text
+# 2: pre-trains on the training side of the split by opening text; 3: word-level tokenizer by default.
+RECIPE_VERSION = 3
 
 
 @dataclass
@@ -44,12 +48,16 @@ class PolicyConfig:
     seed: int = 0
     heldout_fraction: float = 0.1
     # Architecture and training of the offline default (ignored for a named or local model).
-    vocab_size: int = 2048
+    # "word": one token per corpus word or punctuation mark (other text spelled in bytes), so a sampled
+    # token is a real word; "bpe": byte-level BPE pieces, which an undertrained model strings into
+    # non-words ("iltten 19bert").
+    tokenizer: str = WORD
+    vocab_size: int = 4096
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     n_positions: int = 128
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 32
     learning_rate: float = 2e-3
     warmup_steps: int = 50
@@ -117,14 +125,36 @@ def _check_writable(folder: Path) -> None:
         raise PermissionError(f"cache directory {folder} is not writable ({exc.strerror}); set cache_dir") from exc
 
 
-def train_tokenizer(texts: Sequence[str], vocab_size: int):
-    """A byte-level BPE tokenizer trained on ``texts``, as a transformers fast tokenizer."""
-    from tokenizers import ByteLevelBPETokenizer
+def train_tokenizer(texts: Sequence[str], vocab_size: int, kind: str = WORD):
+    """A tokenizer trained on ``texts``, as a transformers fast tokenizer: ``kind`` is ``"word"`` or ``"bpe"``.
+
+    Both split text the GPT-2 way (a word with its leading space, punctuation apart) into the 256 byte
+    symbols and decode any text back exactly. ``"word"`` holds the bytes and the most frequent whole
+    words up to ``vocab_size`` tokens, and nothing in between: a known word is one token, any other is
+    spelled byte by byte (a BPE model with no merges). ``"bpe"`` merges bytes into ``vocab_size`` pieces.
+    """
+    from tokenizers import ByteLevelBPETokenizer, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD])
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=PAD)
+    if kind == BPE:
+        tokenizer = ByteLevelBPETokenizer()
+        tokenizer.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD])
+    elif kind == WORD:
+        split = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        counts = Counter(piece for text in texts for piece, _ in split.pre_tokenize_str(text))
+        vocab = {token: i for i, token in enumerate([EOS, PAD, *sorted(pre_tokenizers.ByteLevel.alphabet())])}
+        for word, _ in counts.most_common():
+            if len(vocab) >= vocab_size:
+                break
+            vocab.setdefault(word, len(vocab))
+        # ignore_merges: a word in the vocabulary is taken whole; with no merges, any other falls to bytes.
+        tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], ignore_merges=True))
+        tokenizer.pre_tokenizer, tokenizer.decoder = split, decoders.ByteLevel()
+        tokenizer.add_special_tokens([EOS, PAD])
+    else:
+        raise ValueError(f"tokenizer must be {WORD!r} or {BPE!r}, got {kind!r}")
+    specials = dict(bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=PAD)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **specials)
 
 
 def encode_dialogues(tokenizer, dialogues: Sequence[Sequence[str]], max_length: int | None) -> list[list[int]]:
@@ -202,7 +232,7 @@ def build_default_policy(config: PolicyConfig, target: Path) -> PolicyReport:
     train_dialogues = [dialogues[i] for i in train_idx]
     heldout_dialogues = [dialogues[i] for i in heldout_idx]
 
-    tokenizer = train_tokenizer([render_dialogue(d) for d in train_dialogues], config.vocab_size)
+    tokenizer = train_tokenizer([render_dialogue(d) for d in train_dialogues], config.vocab_size, config.tokenizer)
     # Training reads whole dialogues packed into blocks; evaluation reads each held-out dialogue alone.
     train = encode_dialogues(tokenizer, train_dialogues, max_length=None)
     heldout = encode_dialogues(tokenizer, heldout_dialogues, config.n_positions)

@@ -7,7 +7,8 @@ records and the comparison report; ``eval/kl`` is logged only where a reference 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,9 @@ KL = "eval/kl"
 REPLY_LENGTH = "eval/reply_length"
 DISTINCT_1 = "eval/distinct_1"
 DISTINCT_2 = "eval/distinct_2"
+WORD_RATE = "eval/word_rate"
 SAMPLES = "samples"  # environment interactions (replies scored) so far: the x axis of every comparison
-EVAL_METRICS = (ENV_REWARD, GOLD_REWARD, KL, REPLY_LENGTH, DISTINCT_1, DISTINCT_2)
+EVAL_METRICS = (ENV_REWARD, GOLD_REWARD, KL, REPLY_LENGTH, DISTINCT_1, DISTINCT_2, WORD_RATE)
 
 
 def held_out_contexts(prompts: Any = None, n: int | None = 64, heldout_fraction: float = 0.1, seed: int = 0):
@@ -39,13 +41,37 @@ def distinct_n(replies: Sequence[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+@lru_cache(maxsize=4)
+def corpus_vocabulary(heldout_fraction: float = 0.1, seed: int = 0) -> frozenset[str]:
+    """Every word (:func:`rlhf.data.chat.words`) of the corpus dialogues the default policy trains on."""
+    from rlhf.data.corpus import load_dialogues, split_dialogues
+
+    dialogues = load_dialogues()
+    train = split_dialogues(heldout_fraction, seed)[0]
+    return frozenset(w for i in train for turn in dialogues[i] for w in words(turn))
+
+
+def word_rate(replies: Sequence[str], vocabulary: Collection[str]) -> float:
+    """Share of all reply words found in ``vocabulary`` (0 when there are none): are the replies made of words?
+
+    Pooled over words, not averaged over replies, so a one-word reply weighs no more than one word of a
+    long one. A BPE policy that strings sub-words together ("iltten 19bert") scores low.
+    """
+    found = [w in vocabulary for r in replies for w in words(r)]
+    return sum(found) / len(found) if found else 0.0
+
+
 def evaluate_replies(
     contexts: Sequence[Context],
     replies: Sequence[str],
     reward: RewardFunction,
     gold: RewardFunction | None = None,
+    vocabulary: Collection[str] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Metrics of ``replies`` to ``contexts`` and one sample row per pair (context, reply, rewards)."""
+    """Metrics of ``replies`` to ``contexts`` and one sample row per pair (context, reply, rewards).
+
+    ``eval/word_rate`` counts words found in ``vocabulary`` (default: :func:`corpus_vocabulary`).
+    """
     env_scores = score_checked(reward, contexts, replies)
     gold_scores = score_checked(gold, contexts, replies) if gold is not None else None
     metrics = {
@@ -53,6 +79,7 @@ def evaluate_replies(
         REPLY_LENGTH: float(np.mean([len(words(r)) for r in replies])),
         DISTINCT_1: distinct_n(replies, 1),
         DISTINCT_2: distinct_n(replies, 2),
+        WORD_RATE: word_rate(replies, corpus_vocabulary() if vocabulary is None else vocabulary),
     }
     if gold_scores is not None:
         metrics[GOLD_REWARD] = float(gold_scores.mean())
