@@ -25,15 +25,16 @@ import torch
 from rlhf.config import load_config
 from rlhf.data.chat import render_prompt
 from rlhf.models.policy import context_window, load_policy, policy_path, resolve_device
-from rlhf.runs.fingerprint import env_identity, stage_fingerprint
-from rlhf.runs.records import RunRecord, RunSettings, finished_run, run_folder
+from rlhf.runs.records import RunRecord, RunSettings
 from rlhf.training.checkpoints import trim_record
-from rlhf.training.online import PolicyRunResult, policy_config_of
+from rlhf.training.online import policy_config_of
 from rlhf.training.policy_eval import (
     EvalCallback,
     PolicyEvaluator,
+    PolicyRunResult,
     checkpoint_step,
     evaluation_contexts,
+    finished_policy_run,
     first_eval,
     last_checkpoint,
 )
@@ -139,18 +140,9 @@ def train_dpo(config: DPOConfig) -> PolicyRunResult:
     for name in ("batch_size", "eval_steps", "save_steps", "eval_contexts", "response_length"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
-    run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
-    # What makes this run: its config (and the files it names), the policy it starts from, the env it is scored on.
-    fingerprint = stage_fingerprint(
-        config, algo=ALGO, policy=policy_path(policy_config_of(config)), env=env_identity(config.env_id)
-    )
-    finished = finished_run(
-        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
-    )
+    run_dir, fingerprint, finished = finished_policy_run(config, ALGO, policy_path(policy_config_of(config)))
     if finished is not None:
-        summary = finished["summary"]
-        return PolicyRunResult(str(run_dir), summary.get("before", {}), summary.get("after", {}), 0.0,
-                               int(summary.get("steps", 0)), int(summary.get("samples", 0)), True, True)  # fmt: skip
+        return finished
     source = policy_path(policy_config_of(config))
     records, pairs_source = preference_pairs(config, source)
     dataset = datasets.Dataset.from_dict(dpo_rows(records, pairs_source))

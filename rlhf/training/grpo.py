@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlhf.training.online import OnlineConfig, PolicyRunResult, train_online
+from rlhf.training.online import OnlineConfig, train_online
+from rlhf.training.policy_eval import PolicyRunResult
 
 ALGO = "grpo"
 

@@ -37,14 +37,15 @@ from rlhf.data.chat import parse_reply, render_prompt
 from rlhf.data.corpus import turns_of
 from rlhf.models.policy import PolicyConfig, context_window, load_policy, policy_path, resolve_device
 from rlhf.rewards.trl_adapter import batched_reward_of
-from rlhf.runs.fingerprint import env_identity, stage_fingerprint
-from rlhf.runs.records import RunRecord, RunSettings, finished_run, run_folder
+from rlhf.runs.records import RunRecord, RunSettings
 from rlhf.training.checkpoints import trim_record
 from rlhf.training.policy_eval import (
     EvalCallback,
     PolicyEvaluator,
+    PolicyRunResult,
     checkpoint_step,
     evaluation_contexts,
+    finished_policy_run,
     first_eval,
     last_checkpoint,
 )
@@ -83,20 +84,6 @@ class OnlineConfig(RunSettings):
     save_total_limit: int = 2
     resume: bool = False
     tags: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PolicyRunResult:
-    """Where a run's record lies, its held-out metrics before and after training, and its cost."""
-
-    run_dir: str
-    before: dict[str, float]
-    after: dict[str, float]
-    seconds: float
-    steps: int
-    samples: int
-    finished: bool
-    skipped: bool = False
 
 
 class EnvRewardFunc:
@@ -177,18 +164,9 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
 
     started = time.time()
     check_online(config)
-    run_dir = run_folder(config.runs_dir, config.group, config.run_name or algo)
-    # What makes this run: its config (and the files it names), the policy it starts from, the env it is scored on.
-    fingerprint = stage_fingerprint(
-        config, algo=algo, policy=policy_path(policy_config_of(config)), env=env_identity(config.env_id)
-    )
-    finished = finished_run(
-        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
-    )
+    run_dir, fingerprint, finished = finished_policy_run(config, algo, policy_path(policy_config_of(config)))
     if finished is not None:
-        summary = finished["summary"]
-        return PolicyRunResult(str(run_dir), summary.get("before", {}), summary.get("after", {}), 0.0,
-                               int(summary.get("steps", 0)), int(summary.get("samples", 0)), True, True)  # fmt: skip
+        return finished
     checkpoint = last_checkpoint(run_dir / "checkpoints") if config.resume else None
     total_updates = math.ceil(config.total_episodes / config.batch_size)
     processes, main = process_layout()

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import TrainerCallback
@@ -22,7 +24,8 @@ from rlhf.data.corpus import turns_of
 from rlhf.models.policy import context_window
 from rlhf.rewards.trl_adapter import encode_prompts, read_reply, stop_token_ids
 from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
-from rlhf.runs.records import RunRecord, read_run
+from rlhf.runs.fingerprint import env_identity, stage_fingerprint
+from rlhf.runs.records import RunRecord, finished_run, read_run, run_folder
 
 
 def evaluation_contexts(env, n: int, label: str = "eval") -> list[tuple[str, ...]]:
@@ -265,3 +268,34 @@ def first_eval(run_dir: Path) -> dict[str, float]:
         if row.get("step") == 0 and KL in row:
             return {k: v for k, v in row.items() if k.startswith("eval/")}
     return {}
+
+
+@dataclass
+class PolicyRunResult:
+    """Where a policy trainer's run record lies, its held-out metrics before and after training, and its cost."""
+
+    run_dir: str
+    before: dict[str, float]
+    after: dict[str, float]
+    seconds: float
+    steps: int
+    samples: int
+    finished: bool
+    skipped: bool = False
+
+
+def finished_policy_run(config: Any, algo: str, policy: str) -> tuple[Path, dict[str, Any], PolicyRunResult | None]:
+    """``config``'s run folder, the fingerprint of what makes the run (its config and the files it names, the
+    policy it starts from, the env it is scored on) and, when a finished run made the same way is there, its
+    result (``skipped=True``): every policy trainer calls this first (see :func:`rlhf.runs.records.finished_run`)."""
+    run_dir = run_folder(config.runs_dir, config.group, config.run_name or algo)
+    fingerprint = stage_fingerprint(config, algo=algo, policy=policy, env=env_identity(config.env_id))
+    finished = finished_run(
+        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
+    )
+    if finished is None:
+        return run_dir, fingerprint, None
+    summary = finished["summary"]
+    result = PolicyRunResult(str(run_dir), summary.get("before", {}), summary.get("after", {}), 0.0,
+                             int(summary.get("steps", 0)), int(summary.get("samples", 0)), True, True)  # fmt: skip
+    return run_dir, fingerprint, result

@@ -62,9 +62,8 @@ from rlhf.models.policy import (
 )
 from rlhf.rewards.reward_model import RewardModelScorer
 from rlhf.rewards.trl_adapter import EnvRewardModel, batched_reward_of, encode_prompts, stop_token_ids
-from rlhf.runs.evaluation import KL, SAMPLES
-from rlhf.runs.fingerprint import env_identity, stage_fingerprint
-from rlhf.runs.records import INTERRUPTED, RunRecord, RunSettings, finished_run, marks_failure, read_run, run_folder
+from rlhf.runs.evaluation import SAMPLES
+from rlhf.runs.records import INTERRUPTED, RunRecord, RunSettings, marks_failure
 from rlhf.training.checkpoints import (
     latest_checkpoint,
     load_optimizer_state,
@@ -72,7 +71,13 @@ from rlhf.training.checkpoints import (
     save_checkpoint,
     trim_record,
 )
-from rlhf.training.policy_eval import PolicyEvaluator, evaluation_contexts
+from rlhf.training.policy_eval import (
+    PolicyEvaluator,
+    PolicyRunResult,
+    evaluation_contexts,
+    finished_policy_run,
+    first_eval,
+)
 
 ALGO = "ppo"
 FINAL = "final"  # <run>/final/: the trained policy, loadable by AutoModelForCausalLM.from_pretrained
@@ -134,20 +139,6 @@ class PPOConfig(RunSettings):
     resume: bool = False
     stop_after_steps: int | None = None  # end this call after that many updates, resumable (an interruption)
     tags: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PPOResult:
-    """Where a PPO run's record lies, its held-out metrics before and after training, and its cost."""
-
-    run_dir: str
-    before: dict[str, float]
-    after: dict[str, float]
-    seconds: float
-    steps: int
-    samples: int
-    finished: bool
-    skipped: bool = False
 
 
 # -- building blocks ------------------------------------------------------------------------------------
@@ -333,26 +324,6 @@ def _policy_config(config: PPOConfig) -> PolicyConfig:
     return PolicyConfig(policy=config.policy, **{"device": config.device, **config.policy_kwargs})
 
 
-def _finished_result(run_dir: Path, summary: dict[str, Any]) -> PPOResult:
-    return PPOResult(
-        run_dir=str(run_dir),
-        before=summary.get("before", {}),
-        after=summary.get("after", {}),
-        seconds=0.0,
-        steps=int(summary.get("steps", 0)),
-        samples=int(summary.get("samples", 0)),
-        finished=True,
-        skipped=True,
-    )
-
-
-def _first_eval(run_dir: Path) -> dict[str, float]:
-    for row in read_run(run_dir)["metrics"]:
-        if row.get("step") == 0 and KL in row:
-            return {k: v for k, v in row.items() if k.startswith("eval/")}
-    return {}
-
-
 # -- building the run: models, prompts, optimizer, evaluation contexts, TRL's settings -----------------
 
 
@@ -483,7 +454,7 @@ def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda
 
 
 @marks_failure
-def train_ppo(config: PPOConfig) -> PPOResult:
+def train_ppo(config: PPOConfig) -> PolicyRunResult:
     """Train the policy with TRL's PPO on ``config.env_id``'s reward; log, evaluate and checkpoint the run.
 
     A finished run record of the same group and name made by the same config and inputs is not trained
@@ -495,16 +466,9 @@ def train_ppo(config: PPOConfig) -> PPOResult:
 
     started = time.time()
     _check(config)
-    run_dir = run_folder(config.runs_dir, config.group, config.run_name or ALGO)
-    # What makes this run: its config, the policy it starts from, the env (reward model, prompts) it trains on.
-    fingerprint = stage_fingerprint(
-        config, algo=ALGO, policy=policy_path(_policy_config(config)), env=env_identity(config.env_id)
-    )
-    finished = finished_run(
-        run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
-    )
+    run_dir, fingerprint, finished = finished_policy_run(config, ALGO, policy_path(_policy_config(config)))
     if finished is not None:
-        return _finished_result(run_dir, finished["summary"])
+        return finished
     checkpoint, done = latest_checkpoint(run_dir) if config.resume else (None, {"step": 0, "samples": 0})
     total_updates = math.ceil(config.total_episodes / config.batch_size)
     updates = total_updates - done["step"]
@@ -572,7 +536,7 @@ def train_ppo(config: PPOConfig) -> PPOResult:
     finally:
         env.close()
     steps, samples = done["step"] + updates, done["samples"] + updates * config.batch_size
-    before = run.before or _first_eval(run_dir)
+    before = run.before or first_eval(run_dir)
     finished = steps >= total_updates
     if finished:
         summary = {"before": before, "after": run.after, "steps": steps, "samples": samples,
@@ -581,7 +545,7 @@ def train_ppo(config: PPOConfig) -> PPOResult:
         record.finish(summary)
     else:  # interrupted on purpose (stop_after_steps): resumable, kept apart from finished runs by the report
         record.mark(INTERRUPTED, f"stop_after_steps {config.stop_after_steps}")
-    return PPOResult(str(run_dir), before, run.after, round(time.time() - started, 1), steps, samples, finished)
+    return PolicyRunResult(str(run_dir), before, run.after, round(time.time() - started, 1), steps, samples, finished)
 
 
 def save_final_policy(target: Path, policy, tokenizer, config: PPOConfig, summary: dict[str, Any]) -> Path:
