@@ -92,6 +92,8 @@ def test_hh_rlhf_file_trains_end_to_end(tiny_policy, tmp_path):
     assert report.train_pairs + report.heldout_pairs == 24
     assert 0.0 <= report.pairwise_accuracy <= 1.0
     assert RewardModelScorer(report.path, device="cpu").score([["Hi"]], ["Hello"]).shape == (1,)
+    # "auto", the device field's default in every config (rlhf-gym chat passes it), picks cuda or cpu
+    assert RewardModelScorer(report.path, device="auto").device in ("cpu", "cuda")
 
 
 @pytest.mark.gpu

@@ -21,14 +21,14 @@ class RewardModelScorer(RewardFunction):
 
     name = "reward_model"
 
-    def __init__(self, path: str | Path, device: str | None = None, batch_size: int = 64, max_length: int = 256):
+    def __init__(self, path: str | Path, device: str | None = "auto", batch_size: int = 64, max_length: int = 256):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.path = Path(path)
         if not (self.path / "config.json").is_file():
             raise FileNotFoundError(f"no reward model at {self.path}: expected a folder with config.json")
-        self.device = device or str(resolve_device())
+        self.device = str(resolve_device(device or "auto"))  # "auto", as every config's device field says
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModelForSequenceClassification.from_pretrained(self.path, dtype=dtype)
