@@ -137,3 +137,21 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_policy_confi
     capsys.readouterr()
     again = train_grpo(dataclasses.replace(config, resume=True))
     assert again.skipped and "grpo: skipped, finished run record exists" in capsys.readouterr().out
+
+
+def test_a_run_whose_reward_breaks_mid_training_is_marked_failed(tmp_path, tiny_policy_config, tiny_policy):
+    calls = []
+
+    def breaks_after_the_first_evaluation(contexts, replies):
+        calls.append(len(replies))
+        if len(calls) > 1:  # the step-0 evaluation scores once; the first training batch breaks
+            raise RuntimeError("reward server went away")
+        return [0.0] * len(replies)
+
+    env_id = register_reward_env("rlhf-test/Breaks-v0", CallableReward(breaks_after_the_first_evaluation))
+    config = tiny_config(GRPOConfig, tmp_path, tiny_policy_config, env_id=env_id, env_kwargs={}, total_episodes=16,
+                         batch_size=8)  # fmt: skip
+    with pytest.raises(Exception, match="reward server went away"):
+        train_grpo(config)
+    info = read_run(tmp_path / "runs" / "tiny" / "grpo")["info"]
+    assert info["status"] == "failed" and "reward server went away" in info["status_reason"]

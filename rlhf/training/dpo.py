@@ -25,7 +25,7 @@ import torch
 from rlhf.config import load_config
 from rlhf.data.chat import render_prompt
 from rlhf.models.policy import context_window, load_policy, policy_path, resolve_device
-from rlhf.runs.records import RunRecord, RunSettings
+from rlhf.runs.records import RunRecord, RunSettings, marks_failure
 from rlhf.training.checkpoints import trim_record
 from rlhf.training.online import policy_config_of
 from rlhf.training.policy_eval import (
@@ -124,6 +124,7 @@ def preference_pairs(config: DPOConfig, policy: str) -> tuple[list[dict[str, Any
     return train[: config.max_pairs] if config.max_pairs else train, source
 
 
+@marks_failure
 def train_dpo(config: DPOConfig) -> PolicyRunResult:
     """Train the policy with TRL's DPO on the preference pairs; evaluate on the held-out contexts and checkpoint.
 
@@ -199,12 +200,8 @@ def train_dpo(config: DPOConfig) -> PolicyRunResult:
     trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[callback])  # fmt: skip
     trainer.remove_callback(PrinterCallback)
-    try:
+    try:  # an exception marks the record failed or interrupted (marks_failure)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    except BaseException:
-        if record.wandb_run is not None:
-            record.wandb_run.finish(exit_code=1)
-        raise
     finally:
         env.close()
     steps = trainer.state.global_step

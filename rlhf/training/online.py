@@ -37,7 +37,7 @@ from rlhf.data.chat import parse_reply, render_prompt
 from rlhf.data.corpus import turns_of
 from rlhf.models.policy import PolicyConfig, context_window, load_policy, policy_path, resolve_device
 from rlhf.rewards.trl_adapter import batched_reward_of
-from rlhf.runs.records import RunRecord, RunSettings
+from rlhf.runs.records import RunRecord, RunSettings, marks_failure
 from rlhf.training.checkpoints import trim_record
 from rlhf.training.policy_eval import (
     EvalCallback,
@@ -157,6 +157,7 @@ def newline_id(tokenizer) -> int:
     return ids[0]
 
 
+@marks_failure
 def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cls: type, **trl_args: Any):
     """Train with TRL's ``trainer_cls`` (GRPO or RLOO) on ``config.env_id``'s reward; ``trl_args`` are the
     method's own TRL settings. Returns a :class:`PolicyRunResult`; a finished record is not trained again."""
@@ -254,12 +255,8 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
     trainer = trainer_cls(model=policy, reward_funcs=[reward], args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[callback])  # fmt: skip
     trainer.remove_callback(PrinterCallback)  # every step's metrics go to the run record, not to stdout
-    try:
+    try:  # an exception marks the record failed or interrupted (marks_failure)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    except BaseException:
-        if record is not None and record.wandb_run is not None:
-            record.wandb_run.finish(exit_code=1)
-        raise
     finally:
         env.close()
     steps = trainer.state.global_step
