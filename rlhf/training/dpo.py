@@ -20,11 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from rlhf.config import load_config
 from rlhf.data.chat import render_prompt
-from rlhf.models.policy import context_window, load_policy, policy_path, resolve_device
+from rlhf.models.policy import context_window, policy_path
 from rlhf.runs.records import RunRecord, RunSettings, marks_failure
 from rlhf.training.checkpoints import trim_record
 from rlhf.training.online import policy_config_of
@@ -37,6 +35,8 @@ from rlhf.training.policy_eval import (
     finished_policy_run,
     first_eval,
     last_checkpoint,
+    start_policy_run,
+    trainer_io_args,
 )
 
 ALGO = "dpo"
@@ -135,30 +135,21 @@ def train_dpo(config: DPOConfig) -> PolicyRunResult:
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
 
-    from rlhf.training.ppo import make_env
-
     started = time.time()
     for name in ("batch_size", "eval_steps", "save_steps", "eval_contexts", "response_length"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
-    run_dir, fingerprint, finished = finished_policy_run(config, ALGO, policy_path(policy_config_of(config)))
+    source = policy_path(policy_config_of(config))
+    run_dir, fingerprint, finished = finished_policy_run(config, ALGO, source)
     if finished is not None:
         return finished
-    source = policy_path(policy_config_of(config))
     records, pairs_source = preference_pairs(config, source)
     dataset = datasets.Dataset.from_dict(dpo_rows(records, pairs_source))
     checkpoint = last_checkpoint(run_dir / "checkpoints") if config.resume else None
     total_updates = math.ceil(config.epochs * math.ceil(len(dataset) / config.batch_size))
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    env = make_env(config.env_id, config.env_kwargs)
-    device = resolve_device(config.device)
+    env, device, policy, ref, tokenizer = start_policy_run(config, source)
     on_cuda = device.type == "cuda"
-    policy, tokenizer = load_policy(source, device=str(device))
-    ref, _ = load_policy(source, device=str(device))
-    ref.eval().requires_grad_(False)
     if config.resume:
         trim_record(run_dir, checkpoint_step(checkpoint) if checkpoint else -1)
     record = RunRecord.for_config(
@@ -186,15 +177,7 @@ def train_dpo(config: DPOConfig) -> PolicyRunResult:
         loss_type=[config.loss_type],
         max_length=context_window(policy),
         truncation_mode="keep_end",  # a long dialogue keeps its last turns, next to the replies
-        seed=config.seed,
-        bf16=on_cuda,
-        use_cpu=not on_cuda,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=1,
-        report_to="none",  # TRL's metrics reach wandb through the run record (EvalCallback.on_log)
-        disable_tqdm=True,
+        **trainer_io_args(config, on_cuda),
         dataset_num_proc=None,
     )
     trainer = DPOTrainer(model=policy, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer,

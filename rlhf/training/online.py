@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from rlhf.data.chat import parse_reply, render_prompt
 from rlhf.data.corpus import turns_of
-from rlhf.models.policy import PolicyConfig, context_window, load_policy, policy_path, resolve_device
+from rlhf.models.policy import PolicyConfig, context_window, policy_path
 from rlhf.rewards.trl_adapter import batched_reward_of
 from rlhf.runs.records import RunRecord, RunSettings, marks_failure
 from rlhf.training.checkpoints import trim_record
@@ -48,6 +47,8 @@ from rlhf.training.policy_eval import (
     finished_policy_run,
     first_eval,
     last_checkpoint,
+    start_policy_run,
+    trainer_io_args,
 )
 
 
@@ -161,11 +162,12 @@ def newline_id(tokenizer) -> int:
 def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cls: type, **trl_args: Any):
     """Train with TRL's ``trainer_cls`` (GRPO or RLOO) on ``config.env_id``'s reward; ``trl_args`` are the
     method's own TRL settings. Returns a :class:`PolicyRunResult`; a finished record is not trained again."""
-    from rlhf.training.ppo import fit_prompts, make_env
+    from rlhf.training.ppo import fit_prompts
 
     started = time.time()
     check_online(config)
-    run_dir, fingerprint, finished = finished_policy_run(config, algo, policy_path(policy_config_of(config)))
+    source = policy_path(policy_config_of(config))
+    run_dir, fingerprint, finished = finished_policy_run(config, algo, source)
     if finished is not None:
         return finished
     checkpoint = last_checkpoint(run_dir / "checkpoints") if config.resume else None
@@ -175,16 +177,8 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
         raise ValueError(f"batch_size {config.batch_size} is not a multiple of num_generations x processes "
                          f"({config.num_generations} x {processes}): each process samples whole groups")  # fmt: skip
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    env = make_env(config.env_id, config.env_kwargs)
-    device = resolve_device(config.device)
+    env, device, policy, ref, tokenizer = start_policy_run(config, source)
     on_cuda = device.type == "cuda"
-    source = policy_path(policy_config_of(config))
-    policy, tokenizer = load_policy(source, device=str(device))
-    ref, _ = load_policy(source, device=str(device))
-    ref.eval().requires_grad_(False)
     contexts, _ = fit_prompts(tokenizer, env.unwrapped.contexts, context_window(policy) - config.response_length)
     prompts_per_update = config.batch_size // config.num_generations
     if len(contexts) < prompts_per_update:
@@ -238,15 +232,7 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
         generation_kwargs=generation or None,
         beta=config.beta,
         epsilon=config.epsilon,
-        seed=config.seed,
-        bf16=on_cuda,
-        use_cpu=not on_cuda,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=1,
-        report_to="none",  # TRL's metrics reach wandb through the run record (EvalCallback.on_log)
-        disable_tqdm=True,
+        **trainer_io_args(config, on_cuda),
         log_completions=False,
         **trl_args,
     )

@@ -1,4 +1,4 @@
-"""One held-out evaluation for every trainer that fine-tunes the policy (GRPO, RLOO, DPO; PPO at the merge).
+"""One held-out evaluation for every trainer that fine-tunes the policy (PPO, GRPO, RLOO, DPO), and what they share.
 
 :class:`PolicyEvaluator` samples replies to the held-out contexts at the training temperature with a fixed
 seed, scores them with the shared evaluation (:func:`rlhf.runs.evaluation.evaluate_replies`: env reward,
@@ -21,7 +21,7 @@ import torch
 from transformers import TrainerCallback
 
 from rlhf.data.corpus import turns_of
-from rlhf.models.policy import context_window
+from rlhf.models.policy import context_window, load_policy, resolve_device
 from rlhf.rewards.trl_adapter import encode_prompts, read_reply, stop_token_ids
 from rlhf.runs.evaluation import KL, SAMPLES, evaluate_replies, held_out_contexts
 from rlhf.runs.fingerprint import env_identity, stage_fingerprint
@@ -299,3 +299,35 @@ def finished_policy_run(config: Any, algo: str, policy: str) -> tuple[Path, dict
     result = PolicyRunResult(str(run_dir), summary.get("before", {}), summary.get("after", {}), 0.0,
                              int(summary.get("steps", 0)), int(summary.get("samples", 0)), True, True)  # fmt: skip
     return run_dir, fingerprint, result
+
+
+def start_policy_run(config: Any, source: str) -> tuple[Any, torch.device, Any, Any, Any]:
+    """(env, device, policy, frozen reference, tokenizer) for a TRL trainer of the policy (GRPO, RLOO, DPO):
+    the config's thread count and seed applied, ``gymnasium.make(env_id, **env_kwargs)``, two copies of ``source``."""
+    from rlhf.training.ppo import make_env  # ppo imports this module
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    env = make_env(config.env_id, config.env_kwargs)
+    device = resolve_device(config.device)
+    policy, tokenizer = load_policy(source, device=str(device))
+    ref, _ = load_policy(source, device=str(device))
+    ref.eval().requires_grad_(False)
+    return env, device, policy, ref, tokenizer
+
+
+def trainer_io_args(config: Any, on_cuda: bool) -> dict[str, Any]:
+    """The ``transformers.TrainingArguments`` every TRL trainer of the policy shares: precision and device,
+    checkpoints every ``save_steps`` (resumable), and logging that goes to the run record, not to TRL's own."""
+    return dict(
+        seed=config.seed,
+        bf16=on_cuda,
+        use_cpu=not on_cuda,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=1,
+        report_to="none",  # TRL's metrics reach wandb through the run record (EvalCallback.on_log)
+        disable_tqdm=True,
+    )
