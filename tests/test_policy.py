@@ -1,5 +1,6 @@
 import json
 import os
+import random
 
 import pytest
 import torch
@@ -11,11 +12,14 @@ from rlhf.models.policy import (
     EOS,
     PAD,
     PolicyConfig,
+    byte_spellings,
+    cap_repeats,
     default_policy_dir,
     ensure_policy,
     generate_replies,
     load_policy,
     pack_blocks,
+    spell_some,
     train_tokenizer,
 )
 
@@ -89,3 +93,29 @@ def test_word_tokenizer_holds_whole_corpus_words_and_spells_the_rest_exactly():
 def test_unknown_tokenizer_kind_is_named():
     with pytest.raises(ValueError, match="'chars'"):
         train_tokenizer(["User: hi\n"], 50, kind="chars")
+
+
+def test_cap_repeats_keeps_each_distinct_item_at_most_n_times_in_order():
+    items = ["a", "b", "a", "c", "a", "b"]
+    assert cap_repeats(items, 1) == ["a", "b", "c"]
+    assert cap_repeats(items, 2) == ["a", "b", "a", "c", "b"]
+    assert cap_repeats(items, 0) == items
+    with pytest.raises(ValueError, match="max_repeats"):
+        cap_repeats(items, -1)
+
+
+def test_spelling_words_in_bytes_keeps_the_text_and_practises_the_bytes():
+    texts = [render_dialogue(d) for d in load_dialogues()[:300]]
+    tokenizer = train_tokenizer(texts, 600, kind="word")
+    ids = [tokenizer(t)["input_ids"] for t in texts[:20]]
+    spelling = byte_spellings(tokenizer)
+    assert tokenizer.eos_token_id not in spelling and tokenizer.pad_token_id not in spelling
+    for rate in (0.0, 0.3, 1.0):
+        spelled = spell_some(ids, spelling, rate, random.Random(0))
+        assert [tokenizer.decode(s) for s in spelled] == [tokenizer.decode(s) for s in ids]
+    words_in = sum(t in spelling for s in ids for t in s)
+    some = spell_some(ids, spelling, 0.3, random.Random(0))
+    added = sum(map(len, some)) - sum(map(len, ids))
+    assert words_in > 50 and 0 < added < sum(map(len, spell_some(ids, spelling, 1.0, random.Random(0))))
+    assert not any(t in spelling for s in spell_some(ids, spelling, 1.0, random.Random(0)) for t in s)
+    assert spell_some(ids, spelling, 0.0, random.Random(0)) == ids
