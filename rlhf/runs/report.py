@@ -425,12 +425,12 @@ def _plot_rounds(rounds: Sequence[RunData], oracle: RunData | None, initial: flo
     gold_ax.plot(numbers, [float("nan") if g is None else g for g in gold], marker="o", label="learned-reward PPO")
     if oracle is not None and oracle.final(GOLD_REWARD) is not None:
         gold_ax.axhline(oracle.final(GOLD_REWARD), ls="--", color="black", label=f"{oracle.name} (gold reward)")
-    gold_ax.set_title("held-out gold reward after each round (0 = initial policy)")
+    gold_ax.set_title("held-out gold after each round (0 = initial)", fontsize=10)
     for r in rounds:
         start, end = _first_eval(r, ENV_REWARD), r.final(ENV_REWARD)
         if start is not None and end is not None:
             learned_ax.plot([round_of(r) - 1, round_of(r)], [start, end], marker="o", label=f"round {round_of(r)}")
-    learned_ax.set_title("held-out learned reward over each round (its own reward model)")
+    learned_ax.set_title("held-out learned reward in each round (its reward model)", fontsize=10)
     for ax, label in ((gold_ax, GOLD_REWARD), (learned_ax, ENV_REWARD)):
         ax.set_xlabel("round")
         ax.set_ylabel(label)
