@@ -44,6 +44,16 @@ def _train_rows(run_dir):
 # -- errors, before any model is loaded -----------------------------------------------------------------
 
 
+def test_a_batch_that_does_not_split_over_the_processes_is_named(tmp_path, monkeypatch):
+    # accelerate launch --num_processes 3 with batch_size 8: each process would sample 8 / 3 replies.
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    config = PPOConfig(batch_size=8, runs_dir=str(tmp_path / "runs"), wandb_mode="disabled")
+    with pytest.raises(ValueError, match=r"batch_size 8 is not a multiple of num_mini_batches x processes \(1 x 3\)"):
+        train_ppo(config)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_unknown_env_id_is_named_with_the_rlhf_ids():
     with pytest.raises(ValueError, match=r"'rlhf/Nope-v0' is not a registered environment.*rlhf/Dialogue-v0"):
         make_env("rlhf/Nope-v0")
