@@ -3,8 +3,9 @@
 The rollout, GAE and the clipped PPO update are TRL's (``trl.experimental.ppo``); this module wires
 the toolkit's pieces into it:
 
-* policy and frozen reference from the policy checkpoint (:func:`rlhf.models.policy.policy_path`); with
-  ``use_peft`` the policy gets a LoRA adapter and the reference is the same model with it disabled;
+* policy and frozen reference from the policy checkpoint (:func:`rlhf.models.policy.policy_path`), or the
+  reference from ``ref_policy`` (an earlier policy, for iterated rounds); with ``use_peft`` the policy gets a
+  LoRA adapter and the reference is the same model with it disabled;
 * a value model from the reward-model folder when the env's reward is one that reads the policy's
   tokens, else from the policy (a fresh one-output head);
 * prompts and reward from the registered environment ``env_id`` (``gymnasium.make(env_id, **env_kwargs)``;
@@ -109,6 +110,9 @@ class PPOConfig(RunSettings):
     # name such as "gpt2", or a folder.
     policy: str = "default"
     policy_kwargs: dict = field(default_factory=dict)
+    # The frozen KL reference: None is the policy PPO starts from. Iterated RLHF continues round k from round
+    # k-1's policy and keeps the initial one as the reference (InstructGPT), so KL is always to the same model.
+    ref_policy: str | None = None
     value_init: str = "auto"  # "auto" (the reward model when it reads the policy's tokens, else the policy), "policy"
     device: str = "auto"
     threads: int = 0  # torch CPU threads for this process; 0 keeps torch's default (1 is far faster on a busy CPU)
@@ -325,6 +329,10 @@ def _check(config: PPOConfig, processes: int = 1) -> None:
                  "eval_steps", "save_steps", "eval_contexts"):  # fmt: skip
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.use_peft and config.ref_policy is not None:
+        raise ValueError(
+            "ref_policy: with use_peft the reference is the policy with its adapter disabled; leave ref_policy unset"
+        )
     if config.batch_size % config.num_mini_batches:
         raise ValueError(
             f"batch_size {config.batch_size} is not a multiple of num_mini_batches {config.num_mini_batches}"
@@ -336,12 +344,17 @@ def _check(config: PPOConfig, processes: int = 1) -> None:
         )
 
 
-def _policy_config(config: PPOConfig) -> PolicyConfig:
+def reference_path(config: PPOConfig) -> str:
+    """The frozen KL reference's folder or name: ``ref_policy``, else the policy PPO starts from."""
+    return policy_path(_policy_config(config, config.ref_policy or config.policy))
+
+
+def _policy_config(config: PPOConfig, policy: str | None = None) -> PolicyConfig:
     known = {f.name for f in dataclasses.fields(PolicyConfig)} - {"policy"}
     unknown = sorted(set(config.policy_kwargs) - known)
     if unknown:
         raise ValueError(f"policy_kwargs: unknown key(s) {unknown} for PolicyConfig; known: {sorted(known)}")
-    return PolicyConfig(policy=config.policy, **{"device": config.device, **config.policy_kwargs})
+    return PolicyConfig(policy=policy or config.policy, **{"device": config.device, **config.policy_kwargs})
 
 
 # -- building the run: models, prompts, optimizer, evaluation contexts, TRL's settings -----------------
@@ -362,8 +375,8 @@ class PPOModels:
 def build_models(
     config: PPOConfig, env, checkpoint: Path | None, device: torch.device, dtype: torch.dtype
 ) -> PPOModels:
-    """Policy, reference and value model: the reference always from the policy checkpoint, the policy and value
-    from ``checkpoint`` when resuming."""
+    """Policy, reference and value model: the reference from ``ref_policy`` or else the policy checkpoint, the
+    policy and value from ``checkpoint`` when resuming."""
     source = policy_path(_policy_config(config))
     policy, tokenizer = load_policy(str(checkpoint / "policy") if checkpoint and not config.use_peft else source,
                                     device=str(device), dtype=dtype)  # fmt: skip
@@ -378,7 +391,7 @@ def build_models(
                               task_type="CAUSAL_LM")  # fmt: skip
             policy = get_peft_model(policy, lora)
     else:
-        ref, _ = load_policy(source, device=str(device), dtype=dtype)
+        ref, _ = load_policy(reference_path(config), device=str(device), dtype=dtype)
         ref.eval().requires_grad_(False)
     value = _value_model(config, env, tokenizer, source, checkpoint, dtype).to(device)
     return PPOModels(policy, ref, value, tokenizer, source)
