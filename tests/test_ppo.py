@@ -78,11 +78,15 @@ def test_long_prompts_are_dropped_with_a_count_and_none_left_is_an_error(tiny_po
 
 def test_nan_loss_stops_with_an_error_naming_the_step(tmp_path):
     record = SimpleNamespace(folder=tmp_path, log=lambda metrics, step: None)
-    callback = PPORunCallback(SimpleNamespace(record=record), step_offset=5, samples_offset=40)
+    callback = PPORunCallback(SimpleNamespace(run_dir=tmp_path, record=record), step_offset=5, samples_offset=40)
     state = SimpleNamespace(global_step=2, episode=16)
     callback.on_log(None, state, None, logs={"loss/policy_avg": 0.1, "loss/value_avg": 0.2})
     with pytest.raises(FloatingPointError, match=r"loss/policy_avg is nan at step 7 \(56 samples\)"):
         callback.on_log(None, state, None, logs={"loss/policy_avg": math.nan, "loss/value_avg": 0.2})
+    # A process other than the main one (no record) stops too, instead of training on alone.
+    other = PPORunCallback(SimpleNamespace(run_dir=tmp_path, record=None), step_offset=5, samples_offset=40)
+    with pytest.raises(FloatingPointError, match=r"loss/value_avg is inf at step 7"):
+        other.on_log(None, state, None, logs={"loss/policy_avg": 0.1, "loss/value_avg": math.inf})
 
 
 # -- training -------------------------------------------------------------------------------------------
