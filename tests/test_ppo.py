@@ -27,6 +27,8 @@ def verbosity(contexts, replies):
 
 
 register_reward_env(VERBOSE_ENV, CallableReward(verbosity, name="verbosity"))
+LOUD_ENV = "rlhf-test/VerboseTimes100-v0"
+register_reward_env(LOUD_ENV, CallableReward(lambda c, r: [100 * v for v in verbosity(c, r)], name="verbosity100"))
 
 
 def tiny_config(tmp_path, tiny_policy_config, **overrides) -> PPOConfig:
@@ -107,6 +109,27 @@ def test_ppo_raises_an_easy_reward(tmp_path, tiny_policy_config, tiny_policy):
     assert result.after[ENV_REWARD] > result.before[ENV_REWARD] + 0.1
     assert result.before[KL] == pytest.approx(0.0, abs=1e-5) and result.after[KL] > 0
     assert GOLD_REWARD in result.after  # the env's gold scorer is reported beside its reward
+
+
+@pytest.mark.slow
+def test_a_normalised_reward_trains_the_same_whatever_its_scale(tmp_path, tiny_policy_config, tiny_policy):
+    """With normalize_reward, a reward 100 times larger is the same optimisation problem: TRL sees the same scores,
+    so the same update. Without it, the KL penalty weighs 100 times less against the larger one."""
+
+    def first_update(env_id, name, normalize):
+        config = tiny_config(tmp_path, tiny_policy_config, env_id=env_id, run_name=name, normalize_reward=normalize,
+                             total_episodes=8, batch_size=8)  # fmt: skip
+        train_ppo(config)
+        (row,) = _train_rows(Path(config.runs_dir) / "tiny" / name)
+        return row
+
+    plain, loud = first_update(VERBOSE_ENV, "plain", True), first_update(LOUD_ENV, "loud", True)
+    assert loud["objective/scores"] == pytest.approx(plain["objective/scores"], abs=1e-4)
+    assert loud["loss/policy_avg"] == pytest.approx(plain["loss/policy_avg"], abs=1e-4)
+    stats = json.loads((tmp_path / "runs" / "tiny" / "loud" / "reward_normalisation.json").read_text())
+    assert stats["scale"] > 1  # the std of a reward in [0, 100] over the tiny policy's replies
+    raw = first_update(LOUD_ENV, "raw", False)
+    assert raw["objective/scores"] > 10 * abs(loud["objective/scores"]) + 1
 
 
 @pytest.mark.slow

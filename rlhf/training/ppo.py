@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -85,6 +86,7 @@ from rlhf.training.policy_eval import (
     evaluation_contexts,
     finished_policy_run,
     first_eval,
+    sample_replies,
 )
 
 ALGO = "ppo"
@@ -132,6 +134,10 @@ class PPOConfig(RunSettings):
     temperature: float = 0.7
     stop_at_newline: bool = True
     missing_eos_penalty: float | None = None  # taken off the reward of a reply cut at response_length (TRL's option)
+    # Reward normalisation (InstructGPT): PPO optimises (reward - mean) / std, both measured on the starting policy's
+    # replies to training prompts, so kl_coef weighs the same against any reward's scale (a gold scorer in [0, 1]
+    # or a reward model's logits). Evaluation reports the reward itself.
+    normalize_reward: bool = False
     kl_coef: float = 0.05
     cliprange: float = 0.2
     cliprange_value: float = 0.2
@@ -197,16 +203,46 @@ def same_vocabulary(a, b) -> bool:
 
 
 def reward_model_for(
-    env, tokenizer, contexts: Sequence[Sequence[str]], stop_ids: Sequence[int] = (), missing_eos_penalty=None
-) -> tuple[torch.nn.Module, str]:
+    env, tokenizer, contexts: Sequence[Sequence[str]], stop_ids: Sequence[int] = (), missing_eos_penalty=None,
+    shift: float = 0.0, scale: float = 1.0,
+) -> tuple[torch.nn.Module, str]:  # fmt: skip
     """What TRL scores rollouts with: always :class:`~rlhf.rewards.trl_adapter.EnvRewardModel`, which reads
     each reply where TRL's loss ends it and scores it through ``env.unwrapped.score_replies``, the path the
     evaluation uses. A reward model with the policy's tokenizer is not handed to TRL raw: TRL would score
     raw tokens, past a speaker cue and untruncated, which is not the reward the runs report."""
     reward_fn = getattr(env.unwrapped, "reward_fn", None)
     name = getattr(reward_fn, "name", type(env.unwrapped).__name__)
-    adapter = EnvRewardModel(env, tokenizer, contexts, stop_ids=stop_ids, missing_eos_penalty=missing_eos_penalty)
-    return adapter, f"env reward {name!r} through EnvRewardModel"
+    adapter = EnvRewardModel(env, tokenizer, contexts, stop_ids, missing_eos_penalty, shift=shift, scale=scale)
+    normalised = f", normalised as (r - {shift:.3f}) / {scale:.3f}" if (shift, scale) != (0.0, 1.0) else ""
+    return adapter, f"env reward {name!r} through EnvRewardModel{normalised}"
+
+
+NORMALISATION_FILE = "reward_normalisation.json"
+
+
+def reward_normalisation(
+    config: PPOConfig, run_dir: Path, env, models: PPOModels, contexts: Sequence[Any], stop_ids: Sequence[int]
+) -> tuple[float, float]:
+    """(shift, scale) of the reward PPO optimises: (0, 1) without ``normalize_reward``, else the mean and standard
+    deviation of the env reward of the starting policy's replies to (up to) 128 training prompts, sampled as PPO
+    samples them. Measured once per run and kept in ``<run>/reward_normalisation.json``, which a resume reads."""
+    if not config.normalize_reward:
+        return 0.0, 1.0
+    stored = run_dir / NORMALISATION_FILE
+    if config.resume and stored.is_file():
+        saved = json.loads(stored.read_text())
+        return float(saved["shift"]), float(saved["scale"])
+    turns = [turns_of(c) for c in contexts[:128]]
+    with torch.random.fork_rng(devices=[]):  # training's random stream stays as it would be without this
+        replies, _, _ = sample_replies(models.policy, models.tokenizer, turns, num_samples=1,
+                                       temperature=config.temperature, max_new_tokens=config.response_length,
+                                       stop_ids=stop_ids, seed=config.seed)  # fmt: skip
+    scores = np.asarray(batched_reward_of(env)(turns, replies), dtype=np.float64)
+    shift, scale = float(scores.mean()), float(scores.std())
+    scale = scale if scale > 1e-6 else 1.0  # a constant reward is only shifted
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stored.write_text(json.dumps({"shift": shift, "scale": scale, "replies": len(replies)}, indent=2))
+    return shift, scale
 
 
 def _newline_id(tokenizer) -> int:
@@ -530,8 +566,9 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
     # A reply ends at EOS and, with stop_at_newline, at any token holding a line break ("\n", "\n\n", ".\n"):
     # generation stops there and pads the rest, so TRL's loss, the reward and the evaluation all end it there.
     stop_ids = stop_token_ids(models.tokenizer, at_newline=config.stop_at_newline)
+    shift, scale = reward_normalisation(config, run_dir, env, models, contexts, stop_ids)
     reward_model, reward_note = reward_model_for(
-        env, models.tokenizer, [turns_of(c) for c in contexts], stop_ids, config.missing_eos_penalty
+        env, models.tokenizer, [turns_of(c) for c in contexts], stop_ids, config.missing_eos_penalty, shift, scale
     )
     print(f"[ppo] policy {models.source} on {device}; reward: {reward_note}; {len(contexts)} prompts")
     optimizer, scheduler = build_optimizer(config, models, total_updates)
