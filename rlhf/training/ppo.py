@@ -566,7 +566,13 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
     # A reply ends at EOS and, with stop_at_newline, at any token holding a line break ("\n", "\n\n", ".\n"):
     # generation stops there and pads the rest, so TRL's loss, the reward and the evaluation all end it there.
     stop_ids = stop_token_ids(models.tokenizer, at_newline=config.stop_at_newline)
-    shift, scale = reward_normalisation(config, run_dir, env, models, contexts, stop_ids)
+    # One normalisation for all processes: the main one measures and stores it, the others read it.
+    shift, scale = reward_normalisation(config, run_dir, env, models, contexts, stop_ids) if main else (0.0, 1.0)
+    if processes > 1 and config.normalize_reward:
+        _wait_for_everyone(on_cuda)
+        if not main:
+            saved = json.loads((run_dir / NORMALISATION_FILE).read_text())
+            shift, scale = float(saved["shift"]), float(saved["scale"])
     reward_model, reward_note = reward_model_for(
         env, models.tokenizer, [turns_of(c) for c in contexts], stop_ids, config.missing_eos_penalty, shift, scale
     )
