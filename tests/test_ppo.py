@@ -46,6 +46,16 @@ def _train_rows(run_dir):
 # -- errors, before any model is loaded -----------------------------------------------------------------
 
 
+def test_a_batch_that_does_not_split_over_the_processes_is_named(tmp_path, monkeypatch):
+    # accelerate launch --num_processes 3 with batch_size 8: each process would sample 8 / 3 replies.
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    config = PPOConfig(batch_size=8, runs_dir=str(tmp_path / "runs"), wandb_mode="disabled")
+    with pytest.raises(ValueError, match=r"batch_size 8 is not a multiple of num_mini_batches x processes \(1 x 3\)"):
+        train_ppo(config)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_unknown_env_id_is_named_with_the_rlhf_ids():
     with pytest.raises(ValueError, match=r"'rlhf/Nope-v0' is not a registered environment.*rlhf/Dialogue-v0"):
         make_env("rlhf/Nope-v0")
@@ -70,11 +80,15 @@ def test_long_prompts_are_dropped_with_a_count_and_none_left_is_an_error(tiny_po
 
 def test_nan_loss_stops_with_an_error_naming_the_step(tmp_path):
     record = SimpleNamespace(folder=tmp_path, log=lambda metrics, step: None)
-    callback = PPORunCallback(SimpleNamespace(record=record), step_offset=5, samples_offset=40)
+    callback = PPORunCallback(SimpleNamespace(run_dir=tmp_path, record=record), step_offset=5, samples_offset=40)
     state = SimpleNamespace(global_step=2, episode=16)
     callback.on_log(None, state, None, logs={"loss/policy_avg": 0.1, "loss/value_avg": 0.2})
     with pytest.raises(FloatingPointError, match=r"loss/policy_avg is nan at step 7 \(56 samples\)"):
         callback.on_log(None, state, None, logs={"loss/policy_avg": math.nan, "loss/value_avg": 0.2})
+    # A process other than the main one (no record) stops too, instead of training on alone.
+    other = PPORunCallback(SimpleNamespace(run_dir=tmp_path, record=None), step_offset=5, samples_offset=40)
+    with pytest.raises(FloatingPointError, match=r"loss/value_avg is inf at step 7"):
+        other.on_log(None, state, None, logs={"loss/policy_avg": 0.1, "loss/value_avg": math.inf})
 
 
 # -- training -------------------------------------------------------------------------------------------

@@ -21,6 +21,12 @@ the toolkit's pieces into it:
   ``save_steps`` updates and at the end; ``resume`` trains only the updates left after the last one and
   appends to the record.
 
+Under ``accelerate launch --num_processes N`` (TRL's trainer does the data parallelism) ``batch_size`` stays the
+global batch: each process samples ``batch_size / N`` replies with its own environment, and the main process
+alone evaluates, writes the run record and the wandb run, saves checkpoints and ``final/``. Its evaluation and
+saves use the unwrapped models and no collective op, so the other processes wait for it at the next gradient
+all-reduce instead of deadlocking.
+
 A reply ends at its first line break: generation stops on every token holding one (``stop_at_newline``)
 and at EOS, and pads the rest, so TRL masks everything after it out of the loss, and the reward reads the
 reply up to it. ``missing_eos_penalty`` is taken off the reward of a reply that reached ``response_length``
@@ -73,6 +79,7 @@ from rlhf.training.checkpoints import (
     save_checkpoint,
     trim_record,
 )
+from rlhf.training.online import process_layout
 from rlhf.training.policy_eval import (
     PolicyEvaluator,
     PolicyRunResult,
@@ -269,6 +276,8 @@ class PPORunCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         from tqdm.auto import tqdm
 
+        if self.run.record is None:  # not the main process: it evaluates, logs and saves nothing
+            return
         if self.step_offset == 0:
             self.run.before = self.run.evaluate(step=0, samples=0)
         total = self.run.total_updates
@@ -280,9 +289,11 @@ class PPORunCallback(TrainerCallback):
         for key in ("loss/policy_avg", "loss/value_avg"):
             if key in numbers and not math.isfinite(numbers[key]):
                 raise FloatingPointError(
-                    f"PPO {key} is {numbers[key]} at step {step} ({samples} samples) in {self.run.record.folder}: "
+                    f"PPO {key} is {numbers[key]} at step {step} ({samples} samples) in {self.run.run_dir}: "
                     "lower learning_rate, check the reward for extreme values, or resume from the last checkpoint"
                 )
+        if self.run.record is None:
+            return
         self.run.record.log({**numbers, SAMPLES: samples}, step=step)
         shown = {name: numbers[key] for name, key in PROGRESS_METRICS.items() if key in numbers}
         if getattr(self, "bar", None) is not None and shown:
@@ -290,6 +301,8 @@ class PPORunCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         step, samples = self._position(state)
+        if self.run.record is None:
+            return
         if getattr(self, "bar", None) is not None:
             self.bar.update(step - self.bar.n)
         if step % self.run.config.eval_steps == 0 and step < self.run.total_updates:
@@ -299,6 +312,8 @@ class PPORunCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         step, samples = self._position(state)
+        if self.run.record is None:
+            return
         if getattr(self, "bar", None) is not None:
             self.bar.close()
         if step > self.last_saved:
@@ -308,25 +323,25 @@ class PPORunCallback(TrainerCallback):
 
     def _save(self, step: int, samples: int) -> None:
         run = self.run
-        save_checkpoint(
-            run.record.folder, run.policy, run.value, run.tokenizer, run.optimizer, run.scheduler, step, samples
-        )
+        save_checkpoint(run.run_dir, run.policy, run.value, run.tokenizer, run.optimizer, run.scheduler, step, samples)
         self.last_saved = step
-        prune_checkpoints(run.record.folder, run.config.save_total_limit)
+        prune_checkpoints(run.run_dir, run.config.save_total_limit)
 
 
 @dataclass
 class _Run:
-    """What the callback needs of a run in progress."""
+    """What the callback needs of a run in progress; ``record`` and ``evaluator`` are ``None`` on a process other
+    than the main one."""
 
     config: PPOConfig
-    record: RunRecord
+    run_dir: Path
+    record: RunRecord | None
     policy: Any
     value: Any
     tokenizer: Any
     optimizer: Any
     scheduler: Any
-    evaluator: PolicyEvaluator
+    evaluator: PolicyEvaluator | None
     total_updates: int
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
@@ -339,7 +354,7 @@ class _Run:
 # -- checks and reuse -----------------------------------------------------------------------------------
 
 
-def _check(config: PPOConfig) -> None:
+def _check(config: PPOConfig, processes: int = 1) -> None:
     if config.model_dtype not in MODEL_DTYPES:
         raise ValueError(f"model_dtype must be one of {MODEL_DTYPES}, got {config.model_dtype!r}")
     if not config.learning_rate > 0:
@@ -357,6 +372,11 @@ def _check(config: PPOConfig) -> None:
     if config.batch_size % config.num_mini_batches:
         raise ValueError(
             f"batch_size {config.batch_size} is not a multiple of num_mini_batches {config.num_mini_batches}"
+        )
+    if config.batch_size % (processes * config.num_mini_batches):
+        raise ValueError(
+            f"batch_size {config.batch_size} is not a multiple of num_mini_batches x processes "
+            f"({config.num_mini_batches} x {processes}): each process samples batch_size / processes replies"
         )
 
 
@@ -461,15 +481,16 @@ def build_optimizer(config: PPOConfig, models: PPOModels, total_updates: int):
     return optimizer, scheduler
 
 
-def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda: bool, newline: int | None):
-    """TRL's ``PPOConfig`` for ``updates`` updates: our batch, PPO and precision settings; logging, checkpoints and
-    sample generations off (the run record and :mod:`rlhf.training.checkpoints` own them)."""
+def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda: bool, newline: int | None,
+              processes: int = 1):  # fmt: skip
+    """TRL's ``PPOConfig`` for ``updates`` updates: our batch (split over ``processes``), PPO and precision settings;
+    logging, checkpoints and sample generations off (the run record and :mod:`rlhf.training.checkpoints` own them)."""
     from trl.experimental.ppo import PPOConfig as TRLPPOConfig
 
     return TRLPPOConfig(
         output_dir=str(run_dir / "trainer"),
-        per_device_train_batch_size=config.batch_size,
-        local_rollout_forward_batch_size=config.batch_size,
+        per_device_train_batch_size=config.batch_size // processes,  # TRL's global batch: this x processes
+        local_rollout_forward_batch_size=config.batch_size // processes,
         gradient_accumulation_steps=1,
         num_mini_batches=config.num_mini_batches,
         num_ppo_epochs=config.num_ppo_epochs,
@@ -514,8 +535,19 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
     from trl.experimental.ppo import PPOTrainer
 
     started = time.time()
-    _check(config)
+    processes, main = process_layout()
+    _check(config, processes)
+    device = resolve_device(config.device)
+    on_cuda = device.type == "cuda"
+    # The main process reads the run folder first (and moves a superseded record aside), then the others; none
+    # goes on before all have read it, since the main process writes to it next.
+    if not main:
+        _wait_for_everyone(on_cuda)
     run_dir, fingerprint, finished = finished_policy_run(config, ALGO, policy_path(_policy_config(config)))
+    if processes > 1:
+        if main:
+            _wait_for_everyone(on_cuda)
+        _wait_for_everyone(on_cuda)
     if finished is not None:
         return finished
     checkpoint, done = latest_checkpoint(run_dir) if config.resume else (None, {"step": 0, "samples": 0})
@@ -528,15 +560,19 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed + done["step"])
     env = make_env(config.env_id, config.env_kwargs)
-    device = resolve_device(config.device)
-    on_cuda = device.type == "cuda"
     dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
     models = build_models(config, env, checkpoint, device, dtype)
     contexts, prompt_ids = build_prompts(config, env, models, total_updates)
     # A reply ends at EOS and, with stop_at_newline, at any token holding a line break ("\n", "\n\n", ".\n"):
     # generation stops there and pads the rest, so TRL's loss, the reward and the evaluation all end it there.
     stop_ids = stop_token_ids(models.tokenizer, at_newline=config.stop_at_newline)
-    shift, scale = reward_normalisation(config, run_dir, env, models, contexts, stop_ids)
+    # One normalisation for all processes: the main one measures and stores it, the others read it.
+    shift, scale = reward_normalisation(config, run_dir, env, models, contexts, stop_ids) if main else (0.0, 1.0)
+    if processes > 1 and config.normalize_reward:
+        _wait_for_everyone(on_cuda)
+        if not main:
+            saved = json.loads((run_dir / NORMALISATION_FILE).read_text())
+            shift, scale = float(saved["shift"]), float(saved["scale"])
     reward_model, reward_note = reward_model_for(
         env, models.tokenizer, [turns_of(c) for c in contexts], stop_ids, config.missing_eos_penalty, shift, scale
     )
@@ -545,23 +581,26 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
     if checkpoint:
         load_optimizer_state(checkpoint, optimizer, scheduler, device)
         print(f"[ppo] resuming {run_dir} from {checkpoint.name}: {updates} of {total_updates} updates left")
-    if config.resume:
-        trim_record(run_dir, done["step"] if checkpoint else -1)
-
-    record = RunRecord.for_config(
-        config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
-    )
-    evaluator = PolicyEvaluator(
-        models.policy, models.ref, models.tokenizer, env, evaluation_contexts(env, config.eval_contexts, ALGO),
-        record, samples_per_context=config.eval_samples, temperature=config.temperature,
-        max_new_tokens=config.response_length, stop_ids=stop_ids, seed=config.seed,
-        num_sample_rows=config.num_sample_rows, label=ALGO,
-    )  # fmt: skip
-    run = _Run(config, record, models.policy, models.value, models.tokenizer, optimizer, scheduler, evaluator,
+    # The run record, its wandb run and the evaluation are the main process's alone. It writes nothing else before
+    # TRL's trainer syncs the processes, so every process has read the checkpoint it resumes from by then.
+    record, evaluator = None, None
+    if main:
+        if config.resume:
+            trim_record(run_dir, done["step"] if checkpoint else -1)
+        record = RunRecord.for_config(
+            config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
+        )
+        evaluator = PolicyEvaluator(
+            models.policy, models.ref, models.tokenizer, env, evaluation_contexts(env, config.eval_contexts, ALGO),
+            record, samples_per_context=config.eval_samples, temperature=config.temperature,
+            max_new_tokens=config.response_length, stop_ids=stop_ids, seed=config.seed,
+            num_sample_rows=config.num_sample_rows, label=ALGO,
+        )  # fmt: skip
+    run = _Run(config, run_dir, record, models.policy, models.value, models.tokenizer, optimizer, scheduler, evaluator,
                total_updates)  # fmt: skip
     newline = _newline_id(models.tokenizer) if config.stop_at_newline else None
     # A resumed run draws new prompt batches, not the first ones again: the seed moves with the step.
-    args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline)
+    args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline, processes)
     with _accelerate_settings(on_cuda):
         trainer = PPOTrainer(
             args=args,
@@ -586,11 +625,13 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
     finally:
         env.close()
     steps, samples = done["step"] + updates, done["samples"] + updates * config.batch_size
-    before = run.before or first_eval(run_dir)
     finished = steps >= total_updates
+    if record is None:  # not the main process: the main one saves the policy and finishes the record
+        return PolicyRunResult(str(run_dir), {}, {}, round(time.time() - started, 1), steps, samples, finished)
+    before = run.before or first_eval(run_dir)
     if finished:
         summary = {"before": before, "after": run.after, "steps": steps, "samples": samples,
-                   "seconds": round(time.time() - started, 1)}  # fmt: skip
+                   "processes": processes, "seconds": round(time.time() - started, 1)}  # fmt: skip
         save_final_policy(run_dir / FINAL, models.policy, models.tokenizer, config, summary)
         record.finish(summary)
     else:  # interrupted on purpose (stop_after_steps): resumable, kept apart from finished runs by the report
@@ -616,6 +657,14 @@ def save_final_policy(target: Path, policy, tokenizer, config: PPOConfig, summar
     save_pretrained_atomically(policy, tokenizer, target, {"README.md": card})
     print(f"[ppo] final policy: {target}")
     return target
+
+
+def _wait_for_everyone(on_cuda: bool) -> None:
+    """A barrier across ``accelerate launch``'s processes, on the backend TRL's trainer will use."""
+    from accelerate import PartialState
+
+    with _accelerate_settings(on_cuda):
+        PartialState(cpu=not on_cuda).wait_for_everyone()
 
 
 @contextmanager
