@@ -157,4 +157,5 @@ def test_rounds_oracle_and_replies_side_by_side(tmp_path):
     header = next(line for line in text.splitlines() if line.startswith("| context |"))
     assert header == "| context | initial policy | ppo-round1 | ppo-round2 | ppo-oracle | dqn |"
     # The initial column is round 1's first evaluation; the others each run's last; a "|" is escaped.
-    assert "| question 1 | first ppo-round1 (0.20) | one b (0.30) | two \\| b (0.35) | gold b (0.40) | pick b (0.25) |" in text
+    row = "| question 1 | first ppo-round1 (0.20) | one b (0.30) | two \\| b (0.35) | gold b (0.40) | pick b (0.25) |"
+    assert row in text

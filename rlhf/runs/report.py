@@ -39,6 +39,8 @@ ROUND_TAG = re.compile(r"^round-(\d+)$")
 def round_tag(k: int) -> str:
     """The tag of iterated-RLHF round ``k``'s run (:func:`round_of` reads it back)."""
     return f"round-{k}"
+
+
 # Table order: the policy-gradient methods (online, then DPO offline), then the value-based baselines.
 ALGO_ORDER = ("ppo", "grpo", "rloo", "dpo", "dqn", "qlearning")  # other algos follow by name
 
@@ -395,7 +397,8 @@ def _rounds_section(runs: Sequence[RunData], plot: Path) -> list[str]:
     if oracle is not None:
         lines.append(
             f"Oracle ({oracle.name}: PPO on the gold reward itself, the same PPO budget): gold "
-            f"{_fmt(_first_eval(oracle, GOLD_REWARD))} → {_fmt(oracle.final(GOLD_REWARD))}, KL {_fmt(oracle.final(KL), 2)}."
+            f"{_fmt(_first_eval(oracle, GOLD_REWARD))} → {_fmt(oracle.final(GOLD_REWARD))}, "
+            f"KL {_fmt(oracle.final(KL), 2)}."
         )
         last = rounds[-1].final(GOLD_REWARD) if rounds else None
         oracle_gold = oracle.final(GOLD_REWARD)
