@@ -44,7 +44,7 @@ def main() -> None:
     base = load_config(RewardModelConfig, "configs/reward/default.yaml", overrides)
     base = dataclasses.replace(
         base, policy=args.policy, preferences=SET, heldout_preferences=SET, wandb_mode="disabled",
-        runs_dir=str(out / "runs"), cache_dir=str(out / "cache"),
+        runs_dir=str(out / "runs"), cache_dir=base.cache_dir if "--cache_dir" in overrides else str(out / "cache"),
     )  # fmt: skip
     test, _ = read_preferences(SET, split="test")
     rows = []

@@ -87,8 +87,9 @@ class RewardModelConfig(RunSettings):
     # Preference-model pretraining (Askell et al. 2021): before the preferences, the base model learns the
     # same loss on comparisons cut from the training side of the corpus split (a context's real reply against
     # others'; pmp_swaps more per context with a word it shares with its reply swapped for another in both),
-    # built once and cached under cache_dir. False: the preferences alone.
-    pmp: bool = True
+    # built once and cached under cache_dir. Off by default: at the default learning_rate it buys nothing
+    # measurable for its cost (docs/BENCHMARKS.md, "Reward models that read the context").
+    pmp: bool = False
     pmp_per_context: int = 2
     pmp_hard_fraction: float = 0.0
     pmp_swaps: int = 8
