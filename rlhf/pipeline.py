@@ -1,6 +1,7 @@
 """The main job, ``rlhf-gym``: the whole chain on the offline default, each stage reused when done.
 
-policy → synthetic preferences → reward model → PPO, GRPO, RLOO, DPO → tabular Q-learning → DQN → comparison report.
+policy → synthetic preferences → reward model → PPO (``ppo_rounds`` rounds of iterated RLHF), PPO on the gold
+reward (the oracle), GRPO, RLOO, DPO → tabular Q-learning → DQN → comparison report.
 
 The main job runs the stages in ``stages``; by default those that fit its 10-minute budget on 2 CPU cores
 (see docs/BENCHMARKS.md), the others are one flag away (``--stages`` lists them) and the job prints which
@@ -50,9 +51,10 @@ def policy_stage(config: PolicyConfig) -> str:
     return path
 
 
-STAGES = ("policy", "preferences", "reward_model", "ppo", "grpo", "rloo", "dpo", "qlearning", "dqn", "report")
+STAGES = ("policy", "preferences", "reward_model", "ppo", "ppo_oracle", "grpo", "rloo", "dpo", "qlearning", "dqn",
+          "report")  # fmt: skip
 # What the default job runs: everything but RLOO, which would take it past 10 minutes on 2 CPU cores.
-DEFAULT_STAGES = ("policy", "preferences", "reward_model", "ppo", "grpo", "dpo", "qlearning", "dqn", "report")
+DEFAULT_STAGES = tuple(s for s in STAGES if s != "rloo")
 
 
 @dataclass
@@ -74,6 +76,9 @@ class PipelineConfig:
     rloo_config: str = "configs/rloo/default.yaml"
     dpo_config: str = "configs/dpo/default.yaml"
     stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))  # run these, in the chain's order
+    # Iterated RLHF (rlhf.training.rounds): PPO's budget split over this many rounds, each labelling the current
+    # policy's replies and retraining the reward model on all pairs so far; 1 is a single PPO run.
+    ppo_rounds: int = 2
     report_source: str = "auto"  # "local", "wandb" or "auto" (see rlhf.runs.report.load_runs)
 
 
@@ -145,6 +150,15 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
     )
 
     reward_config = _check_one_split(config, policy_config, reward_config)
+    if "ppo" in config.stages:  # refuse a round count the PPO budget cannot split before anything runs
+        from rlhf.training.ppo import PPOConfig
+        from rlhf.training.rounds import round_budgets
+
+        ppo_config = _stage_config(PPOConfig, config.ppo_config)
+        try:
+            round_budgets(ppo_config.total_episodes, ppo_config.batch_size, config.ppo_rounds)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} ({config.ppo_config})") from exc
 
     def policy() -> tuple[str, str]:
         path = policy_stage(policy_config)
@@ -152,7 +166,7 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
 
     # Later stages need the policy's folder even when its stage is not run; a run of the report alone does not.
     policy_dir = progress.run("policy", policy)
-    if policy_dir is None and any(s in config.stages for s in STAGES[1:4]):
+    if policy_dir is None and any(s != "report" for s in config.stages):
         policy_dir = policy_path(policy_config)
     reward_config = dataclasses.replace(reward_config, policy=policy_dir or reward_config.policy)
 
@@ -178,11 +192,18 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         raise FileNotFoundError(f"no reward model at {reward_dir}: run the reward_model stage first")
 
     def ppo() -> tuple[str, str]:
-        from rlhf.training.ppo import PPOConfig, train_ppo
+        from rlhf.training.ppo import PPOConfig
+        from rlhf.training.rounds import iterated_rlhf
 
         ppo_config = _stage_config(PPOConfig, config.ppo_config, policy=policy_dir, **runs)
-        ppo_config.env_kwargs = {**ppo_config.env_kwargs, "reward_model": reward_dir}
-        result = train_ppo(ppo_config)
+        results = iterated_rlhf(ppo_config, reward_config, config.ppo_rounds, reward_dir)
+        return results[-1].run_dir, "; ".join(_run_note(r.run_dir, r.skipped) for r in results)
+
+    def ppo_oracle() -> tuple[str, str]:
+        from rlhf.training.ppo import PPOConfig, train_ppo
+        from rlhf.training.rounds import oracle_config
+
+        result = train_ppo(oracle_config(_stage_config(PPOConfig, config.ppo_config, policy=policy_dir, **runs)))
         return result.run_dir, _run_note(result.run_dir, result.skipped)
 
     def online(algo: str) -> Callable[[], tuple[str, str]]:
@@ -233,7 +254,8 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         path = build_report(config.group, runs_dir=config.runs_dir, source=config.report_source, project=config.project)
         return path, str(path)
 
-    progress.run("ppo", ppo)
+    last_round = progress.run("ppo", ppo)
+    progress.run("ppo_oracle", ppo_oracle)
     progress.run("grpo", online("grpo"))
     progress.run("rloo", online("rloo"))
     progress.run("dpo", dpo)
@@ -243,6 +265,9 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
     progress.summary()
     if path is not None:
         progress.console.print(f"\n[bold]report:[/bold] {path}")
+    if last_round is not None and policy_dir is not None:
+        final = Path(last_round) / "final"
+        progress.console.print(f"[bold]talk to it:[/bold] rlhf-gym chat --policy {final} --against {policy_dir}")
     return path
 
 

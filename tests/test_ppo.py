@@ -27,6 +27,8 @@ def verbosity(contexts, replies):
 
 
 register_reward_env(VERBOSE_ENV, CallableReward(verbosity, name="verbosity"))
+LOUD_ENV = "rlhf-test/VerboseTimes100-v0"
+register_reward_env(LOUD_ENV, CallableReward(lambda c, r: [100 * v for v in verbosity(c, r)], name="verbosity100"))
 
 
 def tiny_config(tmp_path, tiny_policy_config, **overrides) -> PPOConfig:
@@ -42,6 +44,16 @@ def _train_rows(run_dir):
 
 
 # -- errors, before any model is loaded -----------------------------------------------------------------
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_named(tmp_path, monkeypatch):
+    # accelerate launch --num_processes 3 with batch_size 8: each process would sample 8 / 3 replies.
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "0")
+    config = PPOConfig(batch_size=8, runs_dir=str(tmp_path / "runs"), wandb_mode="disabled")
+    with pytest.raises(ValueError, match=r"batch_size 8 is not a multiple of num_mini_batches x processes \(1 x 3\)"):
+        train_ppo(config)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_unknown_env_id_is_named_with_the_rlhf_ids():
@@ -68,11 +80,15 @@ def test_long_prompts_are_dropped_with_a_count_and_none_left_is_an_error(tiny_po
 
 def test_nan_loss_stops_with_an_error_naming_the_step(tmp_path):
     record = SimpleNamespace(folder=tmp_path, log=lambda metrics, step: None)
-    callback = PPORunCallback(SimpleNamespace(record=record), step_offset=5, samples_offset=40)
+    callback = PPORunCallback(SimpleNamespace(run_dir=tmp_path, record=record), step_offset=5, samples_offset=40)
     state = SimpleNamespace(global_step=2, episode=16)
     callback.on_log(None, state, None, logs={"loss/policy_avg": 0.1, "loss/value_avg": 0.2})
     with pytest.raises(FloatingPointError, match=r"loss/policy_avg is nan at step 7 \(56 samples\)"):
         callback.on_log(None, state, None, logs={"loss/policy_avg": math.nan, "loss/value_avg": 0.2})
+    # A process other than the main one (no record) stops too, instead of training on alone.
+    other = PPORunCallback(SimpleNamespace(run_dir=tmp_path, record=None), step_offset=5, samples_offset=40)
+    with pytest.raises(FloatingPointError, match=r"loss/value_avg is inf at step 7"):
+        other.on_log(None, state, None, logs={"loss/policy_avg": 0.1, "loss/value_avg": math.inf})
 
 
 # -- training -------------------------------------------------------------------------------------------
@@ -93,6 +109,27 @@ def test_ppo_raises_an_easy_reward(tmp_path, tiny_policy_config, tiny_policy):
     assert result.after[ENV_REWARD] > result.before[ENV_REWARD] + 0.1
     assert result.before[KL] == pytest.approx(0.0, abs=1e-5) and result.after[KL] > 0
     assert GOLD_REWARD in result.after  # the env's gold scorer is reported beside its reward
+
+
+@pytest.mark.slow
+def test_a_normalised_reward_trains_the_same_whatever_its_scale(tmp_path, tiny_policy_config, tiny_policy):
+    """With normalize_reward, a reward 100 times larger is the same optimisation problem: TRL sees the same scores,
+    so the same update. Without it, the KL penalty weighs 100 times less against the larger one."""
+
+    def first_update(env_id, name, normalize):
+        config = tiny_config(tmp_path, tiny_policy_config, env_id=env_id, run_name=name, normalize_reward=normalize,
+                             total_episodes=8, batch_size=8)  # fmt: skip
+        train_ppo(config)
+        (row,) = _train_rows(Path(config.runs_dir) / "tiny" / name)
+        return row
+
+    plain, loud = first_update(VERBOSE_ENV, "plain", True), first_update(LOUD_ENV, "loud", True)
+    assert loud["objective/scores"] == pytest.approx(plain["objective/scores"], abs=1e-4)
+    assert loud["loss/policy_avg"] == pytest.approx(plain["loss/policy_avg"], abs=1e-4)
+    stats = json.loads((tmp_path / "runs" / "tiny" / "loud" / "reward_normalisation.json").read_text())
+    assert stats["scale"] > 1  # the std of a reward in [0, 100] over the tiny policy's replies
+    raw = first_update(LOUD_ENV, "raw", False)
+    assert raw["objective/scores"] > 10 * abs(loud["objective/scores"]) + 1
 
 
 @pytest.mark.slow

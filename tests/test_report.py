@@ -129,3 +129,33 @@ def test_failed_and_interrupted_runs_are_kept_apart(tmp_path):
     assert "| dqn |" not in text and "| qlearning |" not in text  # not in the table of results
     assert "- dqn (dqn, failed): dqn stopped" in text
     assert "- qlearning (qlearning, interrupted): qlearning stopped" in text
+
+
+def _policy_run(tmp_path, name, algo, tags, golds, replies):
+    """A run of ``name`` whose evaluations at steps 0, 1, … score ``golds``, and whose last logs ``replies``."""
+    record = RunRecord.start(algo=algo, env_id="rlhf/Dialogue-v0", config={}, group="it", name=name,
+                             runs_dir=tmp_path, wandb_mode="disabled", tags=tags)  # fmt: skip
+    for step, gold in enumerate(golds):
+        record.log({"eval/env_reward": gold * 2, "eval/gold_reward": gold, "eval/kl": step, "samples": step}, step=step)
+        said = replies if step == len(golds) - 1 else [f"first {name}" for _ in replies]
+        rows = [{"context": f"question {i}", "reply": reply, "gold_reward": gold} for i, reply in enumerate(said)]
+        record.log_samples(rows, step=step)
+    record.finish({"eval/gold_reward": golds[-1], "samples": len(golds) - 1})
+
+
+def test_rounds_oracle_and_replies_side_by_side(tmp_path):
+    _policy_run(tmp_path, "ppo-round1", "ppo", ["round-1"], [0.2, 0.3], ["one a", "one b"])
+    _policy_run(tmp_path, "ppo-round2", "ppo", ["round-2"], [0.3, 0.35], ["two a", "two | b"])
+    _policy_run(tmp_path, "ppo-oracle", "ppo", ["oracle"], [0.2, 0.4], ["gold a", "gold b"])
+    _policy_run(tmp_path, "dqn", "dqn", [], [0.2, 0.25], ["pick a", "pick b"])
+    report = build_report("it", runs_dir=tmp_path, source="local")
+    text = report.read_text()
+    assert "| 2 | ppo-round2 | 0.300 → 0.350 |" in text
+    # The last round gains 0.15 gold over the initial 0.2, the oracle 0.2: three quarters of it.
+    assert "recovers **75%** of the oracle's gain" in text
+    assert imread(report.parent / "rounds.png").shape[0] > 100
+    header = next(line for line in text.splitlines() if line.startswith("| context |"))
+    assert header == "| context | initial policy | ppo-round1 | ppo-round2 | ppo-oracle | dqn |"
+    # The initial column is round 1's first evaluation; the others each run's last; a "|" is escaped.
+    row = "| question 1 | first ppo-round1 (0.20) | one b (0.30) | two \\| b (0.35) | gold b (0.40) | pick b (0.25) |"
+    assert row in text

@@ -178,6 +178,7 @@ class EnvRewardModel(nn.Module):
         stop_ids: tokens that end a reply (the line-break tokens the policy stops at); a reply ends too at
             a pad or EOS token. ``missing_eos_penalty`` is taken off the score of a reply that did not end
             before the response length (TRL's option of that name, which looks for EOS only).
+        shift, scale: TRL gets ``(reward - shift) / scale`` (reward normalisation; the defaults leave it as is).
     """
 
     base_model_prefix = "backbone"
@@ -189,12 +190,20 @@ class EnvRewardModel(nn.Module):
         contexts: Sequence[Sequence[str]],
         stop_ids: Sequence[int] = (),
         missing_eos_penalty: float | None = None,
+        shift: float = 0.0,
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if not scale > 0:
+            raise ValueError(f"the reward's scale must be > 0, got {scale}")
         turns = [tuple(c) for c in contexts]
         trie = _PromptTrie(encode_prompts(tokenizer, turns), turns)
         self.backbone = _EnvRewardBackbone(batched_reward_of(env), tokenizer, trie, stop_ids, missing_eos_penalty)
-        self.score = nn.Identity()
+        self.shift, self.scale = float(shift), float(scale)
+
+    def score(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The reward TRL optimises from the backbone's output: the env reward, shifted and scaled."""
+        return (hidden - self.shift) / self.scale
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
         """The backbone's output; ``score`` of its last hidden state is each row's reward."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,16 @@ TRAIN_ENV_REWARD = "eval_train/env_reward"  # tabular Q-learning's score on its 
 REWARD_PLOT = "reward_vs_samples.png"
 OVEROPTIMISATION_PLOT = "gold_vs_learned.png"
 GOLD_KL_PLOT = "gold_vs_kl.png"
+ROUNDS_PLOT = "rounds.png"
+ORACLE_TAG = "oracle"  # the tags rlhf.training.rounds gives its runs
+ROUND_TAG = re.compile(r"^round-(\d+)$")
+
+
+def round_tag(k: int) -> str:
+    """The tag of iterated-RLHF round ``k``'s run (:func:`round_of` reads it back)."""
+    return f"round-{k}"
+
+
 # Table order: the policy-gradient methods (online, then DPO offline), then the value-based baselines.
 ALGO_ORDER = ("ppo", "grpo", "rloo", "dpo", "dqn", "qlearning")  # other algos follow by name
 
@@ -50,6 +61,8 @@ class RunData:
     source: str = ""  # the folder or wandb path it was read from
     reason: str = ""  # why a failed or interrupted run stopped, as its record says
     problems: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # "round-2", "oracle": what the pipeline made the run as
+    samples: list[dict[str, Any]] = field(default_factory=list)  # sample replies (local records only)
 
     @property
     def complete(self) -> bool:
@@ -106,6 +119,8 @@ def local_run(folder: str | os.PathLike) -> RunData:
         metrics=run["metrics"],
         summary=run["summary"],
         source=str(folder),
+        tags=[str(t) for t in info.get("tags", [])],
+        samples=run["samples"],
     )
     if data.status != "finished":
         data.problems.append(f"status {data.status!r}: the run did not finish")
@@ -155,6 +170,7 @@ def wandb_group(group: str, project: str = "rlhf-gym", entity: str | None = None
             metrics=rows,
             summary={k: v for k, v in dict(run.summary).items() if not k.startswith("_")},
             source=f"wandb:{path}/{run.id}",
+            tags=list(run.tags),
         )
         if data.status != "finished":
             data.problems.append(f"wandb state {data.status!r}")
@@ -303,6 +319,8 @@ def build_report(
         lines += [f"- {r.name}: {_fmt(r.final(TRAIN_ENV_REWARD))}" for r in compared if r.final(TRAIN_ENV_REWARD)]
         lines.append("")
 
+    lines += _rounds_section(compared, out / ROUNDS_PLOT)
+    lines += _replies_section(compared)
     _plot_rewards(compared, out / REWARD_PLOT)
     _plot_overoptimisation(compared, out / OVEROPTIMISATION_PLOT)
     lines += ["## Reward against env interactions", "", f"![eval rewards against samples]({REWARD_PLOT})", ""]
@@ -337,6 +355,140 @@ def build_report(
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def round_of(run: RunData) -> int | None:
+    """The iterated-RLHF round a run was (its ``round-<k>`` tag), or ``None``."""
+    found = [int(m.group(1)) for t in run.tags if (m := ROUND_TAG.match(t))]
+    return found[0] if found else None
+
+
+def _first_eval(run: RunData, metric: str) -> float | None:
+    _, ys = run.series(metric)
+    return ys[0] if ys else None
+
+
+def _rounds_section(runs: Sequence[RunData], plot: Path) -> list[str]:
+    """Iterated RLHF: gold and learned reward per round, against the oracle's gold; the recovered share."""
+    rounds = sorted((r for r in runs if round_of(r) is not None), key=round_of)
+    oracle = next((r for r in runs if ORACLE_TAG in r.tags), None)
+    if not rounds and oracle is None:
+        return []
+    first = rounds[0] if rounds else oracle
+    initial = _first_eval(first, GOLD_REWARD)
+    lines = ["## Iterated RLHF: rounds and the oracle", ""]
+    if rounds:
+        lines += [
+            "Round k labels round k-1's replies, retrains the reward model on all pairs so far and continues PPO "
+            "from round k-1's policy (KL always to the initial policy); each round's learned reward is its own "
+            "reward model's score, so learned rewards compare within a round, gold across all of them.",
+            "",
+            "| round | run | gold start → end | learned start → end | KL to the initial policy | samples |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in rounds:
+            samples = _samples(r)
+            lines.append(
+                f"| {round_of(r)} | {r.name} | {_fmt(_first_eval(r, GOLD_REWARD))} → {_fmt(r.final(GOLD_REWARD))} "
+                f"| {_fmt(_first_eval(r, ENV_REWARD))} → {_fmt(r.final(ENV_REWARD))} | {_fmt(r.final(KL), 2)} "
+                f"| {'—' if samples is None else int(samples)} |"
+            )
+        lines.append("")
+    if oracle is not None:
+        lines.append(
+            f"Oracle ({oracle.name}: PPO on the gold reward itself, the same PPO budget): gold "
+            f"{_fmt(_first_eval(oracle, GOLD_REWARD))} → {_fmt(oracle.final(GOLD_REWARD))}, "
+            f"KL {_fmt(oracle.final(KL), 2)}."
+        )
+        last = rounds[-1].final(GOLD_REWARD) if rounds else None
+        oracle_gold = oracle.final(GOLD_REWARD)
+        if None not in (initial, last, oracle_gold):
+            gain, oracle_gain = last - initial, oracle_gold - initial
+            share = f"{gain / oracle_gain:.0%}" if oracle_gain > 0 else "— (the oracle gained nothing)"
+            lines.append(
+                f"The learned reward's last round gains {gain:+.3f} gold over the initial policy, the oracle "
+                f"{oracle_gain:+.3f}: it recovers **{share}** of the oracle's gain."
+            )
+        lines.append("")
+    if rounds:
+        _plot_rounds(rounds, oracle, initial, plot)
+        lines += [f"![gold and learned reward per round]({plot.name})", ""]
+    return lines
+
+
+def _plot_rounds(rounds: Sequence[RunData], oracle: RunData | None, initial: float | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    numbers = [0, *(round_of(r) for r in rounds)]
+    fig, (gold_ax, learned_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    gold = [initial, *(r.final(GOLD_REWARD) for r in rounds)]
+    gold_ax.plot(numbers, [float("nan") if g is None else g for g in gold], marker="o", label="learned-reward PPO")
+    if oracle is not None and oracle.final(GOLD_REWARD) is not None:
+        gold_ax.axhline(oracle.final(GOLD_REWARD), ls="--", color="black", label=f"{oracle.name} (gold reward)")
+    gold_ax.set_title("held-out gold after each round (0 = initial)", fontsize=10)
+    for r in rounds:
+        start, end = _first_eval(r, ENV_REWARD), r.final(ENV_REWARD)
+        if start is not None and end is not None:
+            learned_ax.plot([round_of(r) - 1, round_of(r)], [start, end], marker="o", label=f"round {round_of(r)}")
+    learned_ax.set_title("held-out learned reward in each round (its reward model)", fontsize=10)
+    for ax, label in ((gold_ax, GOLD_REWARD), (learned_ax, ENV_REWARD)):
+        ax.set_xlabel("round")
+        ax.set_ylabel(label)
+        ax.set_xticks(numbers)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _replies_section(runs: Sequence[RunData], contexts: int = 8) -> list[str]:
+    """The same held-out contexts answered by the initial policy, each PPO run (rounds, then the oracle and
+    others) and DQN's pick, from the sample replies each run logged at its last evaluation."""
+    ppo = sorted((r for r in runs if r.algo == "ppo" and r.samples), key=lambda r: (round_of(r) or 10**6, r.name))
+    shown = ppo + [r for r in runs if r.algo == "dqn" and r.samples]
+    if not ppo:
+        return []
+    columns = [("initial policy", _replies_at(ppo[0], first=True))] + [(r.name, _replies_at(r)) for r in shown]
+    order = list(columns[0][1])[:contexts]
+    lines = [
+        "## Replies side by side",
+        "",
+        f"The first {len(order)} held-out contexts, one sampled reply each (DQN: its pick among candidates), "
+        "at the start (initial policy) and at the end of each run; gold reward in brackets.",
+        "",
+        "| context | " + " | ".join(name for name, _ in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for context in order:
+        cells = []
+        for _, replies in columns:
+            row = replies.get(context)
+            gold = row.get("gold_reward") if row else None
+            cells.append("—" if row is None else f"{_cell(row['reply'])} ({_fmt(gold, 2)})")
+        lines.append(f"| {_cell(context)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def _replies_at(run: RunData, first: bool = False) -> dict[str, dict[str, Any]]:
+    """``{context: sample row}`` of the run's first or last evaluation that logged sample replies."""
+    steps = [row["step"] for row in run.samples if "reply" in row]
+    if not steps:
+        return {}
+    step = min(steps) if first else max(steps)
+    found: dict[str, dict[str, Any]] = {}
+    for row in run.samples:
+        if row["step"] == step and "reply" in row:
+            found.setdefault(str(row["context"]), row)
+    return found
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").strip() or "(empty)"
 
 
 def _source_text(runs: Sequence[RunData]) -> str:

@@ -3,8 +3,9 @@
 The rollout, GAE and the clipped PPO update are TRL's (``trl.experimental.ppo``); this module wires
 the toolkit's pieces into it:
 
-* policy and frozen reference from the policy checkpoint (:func:`rlhf.models.policy.policy_path`); with
-  ``use_peft`` the policy gets a LoRA adapter and the reference is the same model with it disabled;
+* policy and frozen reference from the policy checkpoint (:func:`rlhf.models.policy.policy_path`), or the
+  reference from ``ref_policy`` (an earlier policy, for iterated rounds); with ``use_peft`` the policy gets a
+  LoRA adapter and the reference is the same model with it disabled;
 * a value model from the reward-model folder when the env's reward is one that reads the policy's
   tokens, else from the policy (a fresh one-output head);
 * prompts and reward from the registered environment ``env_id`` (``gymnasium.make(env_id, **env_kwargs)``;
@@ -19,6 +20,12 @@ the toolkit's pieces into it:
 * a checkpoint (:mod:`rlhf.training.checkpoints`: policy, value, optimizer and scheduler state, step) every
   ``save_steps`` updates and at the end; ``resume`` trains only the updates left after the last one and
   appends to the record.
+
+Under ``accelerate launch --num_processes N`` (TRL's trainer does the data parallelism) ``batch_size`` stays the
+global batch: each process samples ``batch_size / N`` replies with its own environment, and the main process
+alone evaluates, writes the run record and the wandb run, saves checkpoints and ``final/``. Its evaluation and
+saves use the unwrapped models and no collective op, so the other processes wait for it at the next gradient
+all-reduce instead of deadlocking.
 
 A reply ends at its first line break: generation stops on every token holding one (``stop_at_newline``)
 and at EOS, and pads the rest, so TRL masks everything after it out of the loss, and the reward reads the
@@ -46,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
@@ -71,12 +79,14 @@ from rlhf.training.checkpoints import (
     save_checkpoint,
     trim_record,
 )
+from rlhf.training.online import process_layout
 from rlhf.training.policy_eval import (
     PolicyEvaluator,
     PolicyRunResult,
     evaluation_contexts,
     finished_policy_run,
     first_eval,
+    sample_replies,
 )
 
 ALGO = "ppo"
@@ -102,6 +112,9 @@ class PPOConfig(RunSettings):
     # name such as "gpt2", or a folder.
     policy: str = "default"
     policy_kwargs: dict = field(default_factory=dict)
+    # The frozen KL reference: None is the policy PPO starts from. Iterated RLHF continues round k from round
+    # k-1's policy and keeps the initial one as the reference (InstructGPT), so KL is always to the same model.
+    ref_policy: str | None = None
     value_init: str = "auto"  # "auto" (the reward model when it reads the policy's tokens, else the policy), "policy"
     device: str = "auto"
     threads: int = 0  # torch CPU threads for this process; 0 keeps torch's default (1 is far faster on a busy CPU)
@@ -121,6 +134,10 @@ class PPOConfig(RunSettings):
     temperature: float = 0.7
     stop_at_newline: bool = True
     missing_eos_penalty: float | None = None  # taken off the reward of a reply cut at response_length (TRL's option)
+    # Reward normalisation (InstructGPT): PPO optimises (reward - mean) / std, both measured on the starting policy's
+    # replies to training prompts, so kl_coef weighs the same against any reward's scale (a gold scorer in [0, 1]
+    # or a reward model's logits). Evaluation reports the reward itself.
+    normalize_reward: bool = False
     kl_coef: float = 0.05
     cliprange: float = 0.2
     cliprange_value: float = 0.2
@@ -186,16 +203,46 @@ def same_vocabulary(a, b) -> bool:
 
 
 def reward_model_for(
-    env, tokenizer, contexts: Sequence[Sequence[str]], stop_ids: Sequence[int] = (), missing_eos_penalty=None
-) -> tuple[torch.nn.Module, str]:
+    env, tokenizer, contexts: Sequence[Sequence[str]], stop_ids: Sequence[int] = (), missing_eos_penalty=None,
+    shift: float = 0.0, scale: float = 1.0,
+) -> tuple[torch.nn.Module, str]:  # fmt: skip
     """What TRL scores rollouts with: always :class:`~rlhf.rewards.trl_adapter.EnvRewardModel`, which reads
     each reply where TRL's loss ends it and scores it through ``env.unwrapped.score_replies``, the path the
     evaluation uses. A reward model with the policy's tokenizer is not handed to TRL raw: TRL would score
     raw tokens, past a speaker cue and untruncated, which is not the reward the runs report."""
     reward_fn = getattr(env.unwrapped, "reward_fn", None)
     name = getattr(reward_fn, "name", type(env.unwrapped).__name__)
-    adapter = EnvRewardModel(env, tokenizer, contexts, stop_ids=stop_ids, missing_eos_penalty=missing_eos_penalty)
-    return adapter, f"env reward {name!r} through EnvRewardModel"
+    adapter = EnvRewardModel(env, tokenizer, contexts, stop_ids, missing_eos_penalty, shift=shift, scale=scale)
+    normalised = f", normalised as (r - {shift:.3f}) / {scale:.3f}" if (shift, scale) != (0.0, 1.0) else ""
+    return adapter, f"env reward {name!r} through EnvRewardModel{normalised}"
+
+
+NORMALISATION_FILE = "reward_normalisation.json"
+
+
+def reward_normalisation(
+    config: PPOConfig, run_dir: Path, env, models: PPOModels, contexts: Sequence[Any], stop_ids: Sequence[int]
+) -> tuple[float, float]:
+    """(shift, scale) of the reward PPO optimises: (0, 1) without ``normalize_reward``, else the mean and standard
+    deviation of the env reward of the starting policy's replies to (up to) 128 training prompts, sampled as PPO
+    samples them. Measured once per run and kept in ``<run>/reward_normalisation.json``, which a resume reads."""
+    if not config.normalize_reward:
+        return 0.0, 1.0
+    stored = run_dir / NORMALISATION_FILE
+    if config.resume and stored.is_file():
+        saved = json.loads(stored.read_text())
+        return float(saved["shift"]), float(saved["scale"])
+    turns = [turns_of(c) for c in contexts[:128]]
+    with torch.random.fork_rng(devices=[]):  # training's random stream stays as it would be without this
+        replies, _, _ = sample_replies(models.policy, models.tokenizer, turns, num_samples=1,
+                                       temperature=config.temperature, max_new_tokens=config.response_length,
+                                       stop_ids=stop_ids, seed=config.seed)  # fmt: skip
+    scores = np.asarray(batched_reward_of(env)(turns, replies), dtype=np.float64)
+    shift, scale = float(scores.mean()), float(scores.std())
+    scale = scale if scale > 1e-6 else 1.0  # a constant reward is only shifted
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stored.write_text(json.dumps({"shift": shift, "scale": scale, "replies": len(replies)}, indent=2))
+    return shift, scale
 
 
 def _newline_id(tokenizer) -> int:
@@ -229,6 +276,8 @@ class PPORunCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         from tqdm.auto import tqdm
 
+        if self.run.record is None:  # not the main process: it evaluates, logs and saves nothing
+            return
         if self.step_offset == 0:
             self.run.before = self.run.evaluate(step=0, samples=0)
         total = self.run.total_updates
@@ -240,9 +289,11 @@ class PPORunCallback(TrainerCallback):
         for key in ("loss/policy_avg", "loss/value_avg"):
             if key in numbers and not math.isfinite(numbers[key]):
                 raise FloatingPointError(
-                    f"PPO {key} is {numbers[key]} at step {step} ({samples} samples) in {self.run.record.folder}: "
+                    f"PPO {key} is {numbers[key]} at step {step} ({samples} samples) in {self.run.run_dir}: "
                     "lower learning_rate, check the reward for extreme values, or resume from the last checkpoint"
                 )
+        if self.run.record is None:
+            return
         self.run.record.log({**numbers, SAMPLES: samples}, step=step)
         shown = {name: numbers[key] for name, key in PROGRESS_METRICS.items() if key in numbers}
         if getattr(self, "bar", None) is not None and shown:
@@ -250,6 +301,8 @@ class PPORunCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         step, samples = self._position(state)
+        if self.run.record is None:
+            return
         if getattr(self, "bar", None) is not None:
             self.bar.update(step - self.bar.n)
         if step % self.run.config.eval_steps == 0 and step < self.run.total_updates:
@@ -259,6 +312,8 @@ class PPORunCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         step, samples = self._position(state)
+        if self.run.record is None:
+            return
         if getattr(self, "bar", None) is not None:
             self.bar.close()
         if step > self.last_saved:
@@ -268,25 +323,25 @@ class PPORunCallback(TrainerCallback):
 
     def _save(self, step: int, samples: int) -> None:
         run = self.run
-        save_checkpoint(
-            run.record.folder, run.policy, run.value, run.tokenizer, run.optimizer, run.scheduler, step, samples
-        )
+        save_checkpoint(run.run_dir, run.policy, run.value, run.tokenizer, run.optimizer, run.scheduler, step, samples)
         self.last_saved = step
-        prune_checkpoints(run.record.folder, run.config.save_total_limit)
+        prune_checkpoints(run.run_dir, run.config.save_total_limit)
 
 
 @dataclass
 class _Run:
-    """What the callback needs of a run in progress."""
+    """What the callback needs of a run in progress; ``record`` and ``evaluator`` are ``None`` on a process other
+    than the main one."""
 
     config: PPOConfig
-    record: RunRecord
+    run_dir: Path
+    record: RunRecord | None
     policy: Any
     value: Any
     tokenizer: Any
     optimizer: Any
     scheduler: Any
-    evaluator: PolicyEvaluator
+    evaluator: PolicyEvaluator | None
     total_updates: int
     before: dict[str, float] = field(default_factory=dict)
     after: dict[str, float] = field(default_factory=dict)
@@ -299,7 +354,7 @@ class _Run:
 # -- checks and reuse -----------------------------------------------------------------------------------
 
 
-def _check(config: PPOConfig) -> None:
+def _check(config: PPOConfig, processes: int = 1) -> None:
     if config.model_dtype not in MODEL_DTYPES:
         raise ValueError(f"model_dtype must be one of {MODEL_DTYPES}, got {config.model_dtype!r}")
     if not config.learning_rate > 0:
@@ -310,18 +365,32 @@ def _check(config: PPOConfig) -> None:
                  "eval_steps", "save_steps", "eval_contexts"):  # fmt: skip
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.use_peft and config.ref_policy is not None:
+        raise ValueError(
+            "ref_policy: with use_peft the reference is the policy with its adapter disabled; leave ref_policy unset"
+        )
     if config.batch_size % config.num_mini_batches:
         raise ValueError(
             f"batch_size {config.batch_size} is not a multiple of num_mini_batches {config.num_mini_batches}"
         )
+    if config.batch_size % (processes * config.num_mini_batches):
+        raise ValueError(
+            f"batch_size {config.batch_size} is not a multiple of num_mini_batches x processes "
+            f"({config.num_mini_batches} x {processes}): each process samples batch_size / processes replies"
+        )
 
 
-def _policy_config(config: PPOConfig) -> PolicyConfig:
+def reference_path(config: PPOConfig) -> str:
+    """The frozen KL reference's folder or name: ``ref_policy``, else the policy PPO starts from."""
+    return policy_path(_policy_config(config, config.ref_policy or config.policy))
+
+
+def _policy_config(config: PPOConfig, policy: str | None = None) -> PolicyConfig:
     known = {f.name for f in dataclasses.fields(PolicyConfig)} - {"policy"}
     unknown = sorted(set(config.policy_kwargs) - known)
     if unknown:
         raise ValueError(f"policy_kwargs: unknown key(s) {unknown} for PolicyConfig; known: {sorted(known)}")
-    return PolicyConfig(policy=config.policy, **{"device": config.device, **config.policy_kwargs})
+    return PolicyConfig(policy=policy or config.policy, **{"device": config.device, **config.policy_kwargs})
 
 
 # -- building the run: models, prompts, optimizer, evaluation contexts, TRL's settings -----------------
@@ -342,8 +411,8 @@ class PPOModels:
 def build_models(
     config: PPOConfig, env, checkpoint: Path | None, device: torch.device, dtype: torch.dtype
 ) -> PPOModels:
-    """Policy, reference and value model: the reference always from the policy checkpoint, the policy and value
-    from ``checkpoint`` when resuming."""
+    """Policy, reference and value model: the reference from ``ref_policy`` or else the policy checkpoint, the
+    policy and value from ``checkpoint`` when resuming."""
     source = policy_path(_policy_config(config))
     policy, tokenizer = load_policy(str(checkpoint / "policy") if checkpoint and not config.use_peft else source,
                                     device=str(device), dtype=dtype)  # fmt: skip
@@ -358,7 +427,7 @@ def build_models(
                               task_type="CAUSAL_LM")  # fmt: skip
             policy = get_peft_model(policy, lora)
     else:
-        ref, _ = load_policy(source, device=str(device), dtype=dtype)
+        ref, _ = load_policy(reference_path(config), device=str(device), dtype=dtype)
         ref.eval().requires_grad_(False)
     value = _value_model(config, env, tokenizer, source, checkpoint, dtype).to(device)
     return PPOModels(policy, ref, value, tokenizer, source)
@@ -412,15 +481,16 @@ def build_optimizer(config: PPOConfig, models: PPOModels, total_updates: int):
     return optimizer, scheduler
 
 
-def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda: bool, newline: int | None):
-    """TRL's ``PPOConfig`` for ``updates`` updates: our batch, PPO and precision settings; logging, checkpoints and
-    sample generations off (the run record and :mod:`rlhf.training.checkpoints` own them)."""
+def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda: bool, newline: int | None,
+              processes: int = 1):  # fmt: skip
+    """TRL's ``PPOConfig`` for ``updates`` updates: our batch (split over ``processes``), PPO and precision settings;
+    logging, checkpoints and sample generations off (the run record and :mod:`rlhf.training.checkpoints` own them)."""
     from trl.experimental.ppo import PPOConfig as TRLPPOConfig
 
     return TRLPPOConfig(
         output_dir=str(run_dir / "trainer"),
-        per_device_train_batch_size=config.batch_size,
-        local_rollout_forward_batch_size=config.batch_size,
+        per_device_train_batch_size=config.batch_size // processes,  # TRL's global batch: this x processes
+        local_rollout_forward_batch_size=config.batch_size // processes,
         gradient_accumulation_steps=1,
         num_mini_batches=config.num_mini_batches,
         num_ppo_epochs=config.num_ppo_epochs,
@@ -465,8 +535,19 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
     from trl.experimental.ppo import PPOTrainer
 
     started = time.time()
-    _check(config)
+    processes, main = process_layout()
+    _check(config, processes)
+    device = resolve_device(config.device)
+    on_cuda = device.type == "cuda"
+    # The main process reads the run folder first (and moves a superseded record aside), then the others; none
+    # goes on before all have read it, since the main process writes to it next.
+    if not main:
+        _wait_for_everyone(on_cuda)
     run_dir, fingerprint, finished = finished_policy_run(config, ALGO, policy_path(_policy_config(config)))
+    if processes > 1:
+        if main:
+            _wait_for_everyone(on_cuda)
+        _wait_for_everyone(on_cuda)
     if finished is not None:
         return finished
     checkpoint, done = latest_checkpoint(run_dir) if config.resume else (None, {"step": 0, "samples": 0})
@@ -479,39 +560,47 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed + done["step"])
     env = make_env(config.env_id, config.env_kwargs)
-    device = resolve_device(config.device)
-    on_cuda = device.type == "cuda"
     dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
     models = build_models(config, env, checkpoint, device, dtype)
     contexts, prompt_ids = build_prompts(config, env, models, total_updates)
     # A reply ends at EOS and, with stop_at_newline, at any token holding a line break ("\n", "\n\n", ".\n"):
     # generation stops there and pads the rest, so TRL's loss, the reward and the evaluation all end it there.
     stop_ids = stop_token_ids(models.tokenizer, at_newline=config.stop_at_newline)
+    # One normalisation for all processes: the main one measures and stores it, the others read it.
+    shift, scale = reward_normalisation(config, run_dir, env, models, contexts, stop_ids) if main else (0.0, 1.0)
+    if processes > 1 and config.normalize_reward:
+        _wait_for_everyone(on_cuda)
+        if not main:
+            saved = json.loads((run_dir / NORMALISATION_FILE).read_text())
+            shift, scale = float(saved["shift"]), float(saved["scale"])
     reward_model, reward_note = reward_model_for(
-        env, models.tokenizer, [turns_of(c) for c in contexts], stop_ids, config.missing_eos_penalty
+        env, models.tokenizer, [turns_of(c) for c in contexts], stop_ids, config.missing_eos_penalty, shift, scale
     )
     print(f"[ppo] policy {models.source} on {device}; reward: {reward_note}; {len(contexts)} prompts")
     optimizer, scheduler = build_optimizer(config, models, total_updates)
     if checkpoint:
         load_optimizer_state(checkpoint, optimizer, scheduler, device)
         print(f"[ppo] resuming {run_dir} from {checkpoint.name}: {updates} of {total_updates} updates left")
-    if config.resume:
-        trim_record(run_dir, done["step"] if checkpoint else -1)
-
-    record = RunRecord.for_config(
-        config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
-    )
-    evaluator = PolicyEvaluator(
-        models.policy, models.ref, models.tokenizer, env, evaluation_contexts(env, config.eval_contexts, ALGO),
-        record, samples_per_context=config.eval_samples, temperature=config.temperature,
-        max_new_tokens=config.response_length, stop_ids=stop_ids, seed=config.seed,
-        num_sample_rows=config.num_sample_rows, label=ALGO,
-    )  # fmt: skip
-    run = _Run(config, record, models.policy, models.value, models.tokenizer, optimizer, scheduler, evaluator,
+    # The run record, its wandb run and the evaluation are the main process's alone. It writes nothing else before
+    # TRL's trainer syncs the processes, so every process has read the checkpoint it resumes from by then.
+    record, evaluator = None, None
+    if main:
+        if config.resume:
+            trim_record(run_dir, done["step"] if checkpoint else -1)
+        record = RunRecord.for_config(
+            config, algo=ALGO, env_id=config.env_id, tags=config.tags, resume=config.resume, fingerprint=fingerprint
+        )
+        evaluator = PolicyEvaluator(
+            models.policy, models.ref, models.tokenizer, env, evaluation_contexts(env, config.eval_contexts, ALGO),
+            record, samples_per_context=config.eval_samples, temperature=config.temperature,
+            max_new_tokens=config.response_length, stop_ids=stop_ids, seed=config.seed,
+            num_sample_rows=config.num_sample_rows, label=ALGO,
+        )  # fmt: skip
+    run = _Run(config, run_dir, record, models.policy, models.value, models.tokenizer, optimizer, scheduler, evaluator,
                total_updates)  # fmt: skip
     newline = _newline_id(models.tokenizer) if config.stop_at_newline else None
     # A resumed run draws new prompt batches, not the first ones again: the seed moves with the step.
-    args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline)
+    args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline, processes)
     with _accelerate_settings(on_cuda):
         trainer = PPOTrainer(
             args=args,
@@ -536,11 +625,13 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
     finally:
         env.close()
     steps, samples = done["step"] + updates, done["samples"] + updates * config.batch_size
-    before = run.before or first_eval(run_dir)
     finished = steps >= total_updates
+    if record is None:  # not the main process: the main one saves the policy and finishes the record
+        return PolicyRunResult(str(run_dir), {}, {}, round(time.time() - started, 1), steps, samples, finished)
+    before = run.before or first_eval(run_dir)
     if finished:
         summary = {"before": before, "after": run.after, "steps": steps, "samples": samples,
-                   "seconds": round(time.time() - started, 1)}  # fmt: skip
+                   "processes": processes, "seconds": round(time.time() - started, 1)}  # fmt: skip
         save_final_policy(run_dir / FINAL, models.policy, models.tokenizer, config, summary)
         record.finish(summary)
     else:  # interrupted on purpose (stop_after_steps): resumable, kept apart from finished runs by the report
@@ -566,6 +657,14 @@ def save_final_policy(target: Path, policy, tokenizer, config: PPOConfig, summar
     save_pretrained_atomically(policy, tokenizer, target, {"README.md": card})
     print(f"[ppo] final policy: {target}")
     return target
+
+
+def _wait_for_everyone(on_cuda: bool) -> None:
+    """A barrier across ``accelerate launch``'s processes, on the backend TRL's trainer will use."""
+    from accelerate import PartialState
+
+    with _accelerate_settings(on_cuda):
+        PartialState(cpu=not on_cuda).wait_for_everyone()
 
 
 @contextmanager
