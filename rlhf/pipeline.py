@@ -145,6 +145,7 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
         config.reward_config,
         preferences_dir=str(artifacts / "preferences"),
         output_dir=str(artifacts / "reward_model"),
+        cache_dir=str(artifacts / "cache"),  # its preference-pretrained backbone is cached beside the policy
         **runs,
     )
 

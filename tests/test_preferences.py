@@ -1,20 +1,24 @@
 import io
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from rlhf.data.chat import render_exchange, words
+from rlhf.data.corpus import DialogueContext, context_key, corpus_contexts
 from rlhf.data.preferences import (
     EMPTY_REPLY,
     IDENTICAL,
     PreferenceDataError,
     context_of_prompt,
     context_preferences,
+    corpus_comparisons,
     hh_transcript,
     read_preferences,
     split_preferences,
+    word_swaps,
     write_preferences,
 )
 from rlhf.rewards.gold import gold_scorer
@@ -25,7 +29,7 @@ HH_ROW = {
     "rejected": "\n\nHuman: What is AI?\n\nAssistant: A science.\n\nHuman: Is it fun?\n\nAssistant: No.",
 }
 
-CONTEXT_PREFERENCES = Path(__file__).parent / "data" / "context_preferences.jsonl"
+CONTEXT_PREFERENCES = Path(__file__).parent / "data" / "context_preferences"
 
 
 def write_jsonl(path, rows):
@@ -157,14 +161,18 @@ def test_human_labelling_appends_each_answer_and_resumes(tmp_path):
     assert read_preferences(out)[0] == records
 
 
-def test_context_preference_file_is_the_generated_set():
-    rows = [json.loads(line) for line in CONTEXT_PREFERENCES.read_text().splitlines()]
-    assert rows == context_preferences(), "regenerate with scripts/make_context_preferences.py"
+def test_context_preference_files_are_the_generated_sets():
+    for name, split, rounds in (("train", "train", 6), ("test", "heldout", 20)):
+        rows = [json.loads(line) for line in (CONTEXT_PREFERENCES / f"{name}.jsonl").read_text().splitlines()]
+        assert rows == context_preferences(split=split, rounds=rounds), (
+            "regenerate: scripts/make_context_preferences.py"
+        )
 
 
-def test_context_preferences_cannot_be_ranked_without_reading_the_context():
-    records, stats = read_preferences(CONTEXT_PREFERENCES)
-    assert stats.kept == stats.read >= 1200 and max(Counter(r["prompt"] for r in records).values()) <= 6
+@pytest.mark.parametrize("name, at_least", [("train", 1000), ("test", 250)])
+def test_context_preferences_cannot_be_ranked_without_reading_the_context(name, at_least):
+    records, stats = read_preferences(CONTEXT_PREFERENCES / f"{name}.jsonl")
+    assert stats.kept == stats.read >= at_least
     # Each reply is the right answer once and the wrong one once, so any score of the reply alone
     # (length, sentiment, politeness) ranks exactly half the pairs right.
     assert Counter(r["chosen"] for r in records) == Counter(r["rejected"] for r in records)
@@ -175,6 +183,55 @@ def test_context_preferences_cannot_be_ranked_without_reading_the_context():
         chosen = scorer([["?"]] * len(records), [r["chosen"] for r in records])
         rejected = scorer([["?"]] * len(records), [r["rejected"] for r in records])
         assert sum(chosen > rejected) + 0.5 * sum(chosen == rejected) == len(records) / 2, blind
+
+
+def test_context_test_set_is_text_no_training_data_holds():
+    """The test pairs' contexts and chosen replies appear neither in the train file nor in the corpus
+    comparisons the reward model is pretrained on (the training side of the environments' split)."""
+    train, _ = read_preferences(CONTEXT_PREFERENCES, split="train")
+    test, _ = read_preferences(CONTEXT_PREFERENCES, split="test")
+    pretraining = corpus_comparisons(split="train", per_context=1, swaps=1)
+    seen_contexts = {context_key(r["context"]) for r in train + pretraining}
+    seen_replies = {context_key([r[k]]) for r in train + pretraining for k in ("chosen", "rejected")}
+    assert test and not {context_key(r["context"]) for r in test} & seen_contexts
+    assert not {context_key([r["chosen"]]) for r in test} & seen_replies
+    # The generator's split is the environments' one: the held-out side is what the envs evaluate on.
+    heldout_openings = {context_key(c.turns) for c in corpus_contexts("heldout", 0.1, 0)}
+    assert {context_key(r["context"][:1]) for r in test} <= heldout_openings
+
+
+def test_pretraining_comparisons_pit_the_real_reply_against_another():
+    records = corpus_comparisons(split="train", per_context=2, swaps=0, seed=1)
+    heldout_openings = {context_key(c.turns) for c in corpus_contexts("heldout", 0.1, 0)}
+    assert len(records) > 1000 and not {context_key(r["context"][:1]) for r in records} & heldout_openings
+    assert all(context_key([r["chosen"]]) != context_key([r["rejected"]]) for r in records)
+
+
+def test_word_swaps_replace_the_shared_word_in_context_and_reply_alike():
+    items = [
+        DialogueContext(("Do you play cricket?",), "Cricket is a fine game."),
+        DialogueContext(("What is your name?",), "My name is Bot."),
+        DialogueContext(("Tell me about the sea",), "Fish swim in it."),
+    ]
+    records = word_swaps(items, per_context=20, rng=random.Random(0))
+    assert records and {r["context"][0].split()[-1] for r in records} != {"cricket?"}  # other words stand in
+    for r in records:
+        swapped = words(r["context"][0])[-1]  # the word in place of "cricket" (or "name")
+        assert swapped in words(r["chosen"]) and swapped not in words(r["rejected"])
+        assert not set(words(r["rejected"])) & set(words(r["context"][0])) - {"is", "a", "the", "my"}
+
+
+def test_a_folder_of_preference_files_reads_its_split(tmp_path):
+    write_jsonl(tmp_path / "train-round-1.jsonl", [{"prompt": "a", "chosen": "b", "rejected": "c"}])
+    write_jsonl(tmp_path / "train-round-2.jsonl", [{"prompt": "d", "chosen": "e", "rejected": "f", "gold": 1.5}])
+    write_jsonl(tmp_path / "test.jsonl", [{"prompt": "g", "chosen": "h", "rejected": "i"}])
+    assert [r["chosen"] for r in read_preferences(tmp_path)[0]] == ["b", "e"]
+    assert [r["chosen"] for r in read_preferences(tmp_path, split="test")[0]] == ["h"]
+    (tmp_path / "test.jsonl").unlink()  # no file named for the split: every file is read
+    assert [r["chosen"] for r in read_preferences(tmp_path, split="test")[0]] == ["b", "e"]
+    write_jsonl(tmp_path / "train-round-3.jsonl", ["{not json"])
+    with pytest.raises(PreferenceDataError, match="train-round-3.jsonl:1"):
+        read_preferences(tmp_path)
 
 
 def test_hh_transcript_round_trips_through_the_reader(tmp_path):

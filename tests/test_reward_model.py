@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def tiny_config(tmp_path, policy_path: str, **overrides) -> RewardModelConfig:
         preferences_dir=str(tmp_path / "preferences"),
         runs_dir=str(tmp_path / "runs"),
         wandb_mode="disabled",
+        pmp=False,  # tests of preference-model pretraining turn it on
+        cache_dir=str(tmp_path / "cache"),
     )
     return RewardModelConfig(**{**settings, **overrides})
 
@@ -218,3 +221,72 @@ def test_training_that_moves_no_weight_is_an_error_not_a_model(tiny_policy, tmp_
     assert not Path(config.output_dir).exists()
     info = json.loads(Path(config.runs_dir, config.group, "reward_model", "run.json").read_text())
     assert info["status"] == "failed"
+
+
+def _twins(path, topics):
+    """hh-rlhf-shaped twins: for each pair of topics, each context's own reply against the other's."""
+    rows = []
+    for a, b in zip(topics[::2], topics[1::2], strict=True):
+        for mine, other in ((a, b), (b, a)):
+            ask = f"\n\nHuman: Tell me about {mine}."
+            rows.append(
+                {"chosen": f"{ask}\n\nAssistant: I like {mine}.", "rejected": f"{ask}\n\nAssistant: I like {other}."}
+            )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_held_out_file_is_evaluated_on_and_its_contexts_never_trained_on(tiny_policy, tmp_path, capsys):
+    train = _twins(tmp_path / "train.jsonl", ["music", "films", "books", "games", "sport", "food", "art", "tea"])
+    test = _twins(tmp_path / "test.jsonl", ["music", "films", "cats", "dogs"])  # two contexts also in train
+    config = tiny_config(tmp_path, tiny_policy.path, preferences=train, heldout_preferences=test, epochs=1.0)
+    report = train_reward_model(config)
+    assert (report.train_pairs, report.heldout_pairs) == (6, 4)
+    assert "left out 2 training pair(s) whose context is also held out" in capsys.readouterr().out
+    # hh-rlhf's layout: one folder, train and test files, read by split
+    (tmp_path / "set").mkdir()
+    for name, path in (("train", train), ("test", test)):
+        Path(path).rename(tmp_path / "set" / f"{name}.jsonl")
+    folder = tiny_config(
+        tmp_path,
+        tiny_policy.path,
+        preferences=str(tmp_path / "set"),
+        heldout_preferences=str(tmp_path / "set"),
+        epochs=1.0,
+        output_dir=str(tmp_path / "rm2"),
+    )
+    again = train_reward_model(folder)
+    assert (again.train_pairs, again.heldout_pairs) == (6, 4)
+
+
+def test_preference_pretraining_is_built_once_and_keyed_on_its_inputs(tiny_policy, tmp_path, capsys):
+    from rlhf.training.reward_model import pmp_dir
+
+    pairs = _pairs(tmp_path / "p.jsonl", 10)
+    config = tiny_config(
+        tmp_path,
+        tiny_policy.path,
+        preferences=pairs,
+        epochs=1.0,
+        pmp=True,
+        pmp_per_context=1,
+        pmp_swaps=0,
+        pmp_learning_rate=3e-3,
+    )
+    first = train_reward_model(config)
+    backbone = pmp_dir(config, tiny_policy.path)
+    assert (backbone / "fingerprint.json").is_file() and "preference-model pretraining on" in capsys.readouterr().out
+    # The reward model starts from the pretrained backbone: its score head is that backbone's, moved on.
+    from transformers import AutoModelForSequenceClassification
+
+    pretrained = AutoModelForSequenceClassification.from_pretrained(backbone).score.weight
+    assert pretrained.abs().sum() > 0 and not torch.equal(
+        pretrained, AutoModelForSequenceClassification.from_pretrained(first.path).score.weight
+    )
+    # Another reward model on the same base and pmp settings reuses it; other pmp settings build another.
+    train_reward_model(dataclasses.replace(config, epochs=2.0, output_dir=str(tmp_path / "rm2")))
+    assert f"reusing preference-pretrained backbone {backbone}" in capsys.readouterr().out
+    other = dataclasses.replace(config, pmp_learning_rate=1e-3)
+    assert pmp_dir(other, tiny_policy.path) != backbone
+    # ...and the reward model's own fingerprint follows them: not reused from the first folder.
+    assert not train_reward_model(other).reused

@@ -214,9 +214,26 @@ def _dataset_rows(source: str, split: str):
     return _table_rows(dataset, dataset.column_names, f"{source}[{split}]")
 
 
+PREFERENCE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def preference_files(folder: Path, split: str) -> list[Path]:
+    """The preference files of a folder for ``split``, in name order: those whose name starts with the split's
+    (``train.jsonl``, ``train-round-2.jsonl``), or every one when none does (``round-1.jsonl``, ``round-2.jsonl``).
+    Empty for a folder holding no preference file (a saved Hugging Face dataset)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PREFERENCE_SUFFIXES)
+    if not files or (folder / "dataset_info.json").is_file() or (folder / "dataset_dict.json").is_file():
+        return []
+    named = [p for p in files if p.stem == split or p.stem.startswith((f"{split}-", f"{split}_", f"{split}."))]
+    return named or files
+
+
 def source_rows(source: str | os.PathLike, split: str = "train") -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(where, row)`` for each raw row of a JSONL/CSV/Parquet file or a Hugging Face dataset."""
+    """``(where, row)`` for each raw row of a JSONL/CSV/Parquet file, a folder of them (its ``split``'s files,
+    :func:`preference_files`) or a Hugging Face dataset."""
     path = Path(source)
+    if path.is_dir() and preference_files(path, split):
+        return (row for file in preference_files(path, split) for row in source_rows(file, split))
     suffix = path.suffix.lower()
     if path.is_file() and suffix in (".jsonl", ".json"):
         return _jsonl_rows(path)
@@ -295,34 +312,66 @@ def hh_transcript(context: Sequence[str], reply: str) -> str:
     return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {clean_turn(t)}" for i, t in enumerate(turns))
 
 
-def context_preferences(
-    seed: int = 0, rounds: int = 6, min_words: int = 3, max_words: int = 30
-) -> list[dict[str, Any]]:
-    """Preferences that only a reader of the context can get right, cut from the corpus (hh-rlhf rows).
+def answering_contexts(
+    split: str = "all", heldout_fraction: float = 0.1, split_seed: int = 0, min_words: int = 3, max_words: int = 30
+) -> dict[tuple[str, ...], tuple[str, str]]:
+    """``{context turns: (reply, category)}`` for the corpus contexts whose real continuation answers them.
 
-    Every distinct corpus context whose real continuation answers it (names something the context is
-    about: shares a content word with it; ``min_words``–``max_words`` words, no code block) is paired, in
-    each of ``rounds`` seeded rounds, with a new context from another corpus category that shares no content
-    word with it, and each of the two gives the other its continuation as the rejected reply: chosen = the
-    reply that answers, rejected = a fluent reply to something else. Pairs come as such twins, so a scorer
-    that ignores the context ranks exactly half of them right (a word-overlap scorer, which reads it,
-    ranks ~99 % right). Returns ``{"chosen": transcript, "rejected": transcript}`` rows.
+    Every context (cut before each bot turn) of the dialogues on ``split``'s side (``"all"``, ``"train"`` or
+    ``"heldout"`` of :func:`rlhf.data.corpus.split_dialogues` at ``heldout_fraction``/``split_seed``, the
+    environments' context split) whose continuation names something the context is about (shares a
+    content word with it), has ``min_words``-``max_words`` words and no code block. Each context and each
+    reply is kept once. A held-out context's reply that is also a bot turn on the training side (same
+    words) is left out, so the held-out side's chosen replies are new text too.
     """
-    from rlhf.data.corpus import contexts_of, dialogue_ids, load_dialogues
+    from rlhf.data.corpus import context_key, contexts_of, dialogue_ids, load_dialogues, split_dialogues
 
+    dialogues, ids = load_dialogues(), dialogue_ids()
+    if split == "all":
+        side, other = list(range(len(dialogues))), []
+    elif split in ("train", "heldout"):
+        train, heldout = split_dialogues(heldout_fraction, split_seed)
+        side, other = (train, heldout) if split == "train" else (heldout, train)
+    else:
+        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+    # Replies the other side's dialogues say: a held-out chosen reply must not be training text.
+    seen_elsewhere = {context_key([t]) for i in other for t in dialogues[i][1::2]} if split == "heldout" else set()
     items: dict[tuple[str, ...], tuple[str, str]] = {}  # context -> (reply, category); first one kept
     replies_seen: set[str] = set()
-    for dialogue, did in zip(load_dialogues(), dialogue_ids(), strict=True):
-        for c in contexts_of(dialogue, did):
-            if c.turns in items or c.continuation in replies_seen:
+    for i in side:
+        for c in contexts_of(dialogues[i], ids[i]):
+            if c.turns in items or c.continuation in replies_seen or context_key([c.continuation]) in seen_elsewhere:
                 continue
             # Generic continuations ("Are you sure about that?") would answer the unrelated context as well,
             # and a reply in code is told from prose without reading the question: both are left out.
             about = {w for t in c.turns for w in words(t)} - _FUNCTION_WORDS
             reply = words(c.continuation)
             if min_words <= len(reply) <= max_words and "```" not in c.continuation and about & set(reply):
-                items[c.turns] = (c.continuation, did.split("/")[0])
+                items[c.turns] = (c.continuation, c.dialogue_id.split("/")[0])
                 replies_seen.add(c.continuation)
+    return items
+
+
+def context_preferences(
+    seed: int = 0,
+    rounds: int = 6,
+    min_words: int = 3,
+    max_words: int = 30,
+    split: str = "all",
+    heldout_fraction: float = 0.1,
+    split_seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Preferences that only a reader of the context can get right, cut from the corpus (hh-rlhf rows).
+
+    Every context of :func:`answering_contexts` (``split``'s side of the environments' context split) is
+    paired, in each of ``rounds`` seeded rounds, with a new context of the same side from another corpus
+    category that shares no content word with it, and each of the two gives the other its continuation as
+    the rejected reply: chosen = the reply that answers, rejected = a fluent reply to something else. Pairs
+    come as such twins, so a scorer that ignores the context ranks exactly half of them right (a
+    word-overlap scorer, which reads it, ranks ~99 % right). Returns ``{"chosen": transcript,
+    "rejected": transcript}`` rows.
+    """
+    items = answering_contexts(split, heldout_fraction, split_seed, min_words, max_words)
     topic = {turns: {w for t in turns for w in words(t)} - _FUNCTION_WORDS for turns in items}
 
     def unrelated(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
@@ -345,3 +394,92 @@ def context_preferences(
             rows.append({"chosen": hh_transcript(turns, reply), "rejected": hh_transcript(turns, other_reply)})
             rows.append({"chosen": hh_transcript(other, other_reply), "rejected": hh_transcript(other, reply)})
     return rows
+
+
+def corpus_comparisons(
+    split: str = "train",
+    heldout_fraction: float = 0.1,
+    split_seed: int = 0,
+    per_context: int = 4,
+    hard_fraction: float = 0.5,
+    seed: int = 0,
+    swaps: int = 0,
+) -> list[dict[str, Any]]:
+    """Cheap comparisons for preference-model pretraining (Askell et al. 2021), cut from the corpus.
+
+    For every distinct context of the dialogues on ``split``'s side of the environments' context split
+    (cut before each bot turn), ``per_context`` records whose chosen reply is the real continuation and
+    whose rejected reply is another context's continuation: a ``hard_fraction`` of them from the same corpus
+    category or naming a word of the context (hard to tell apart without reading it), the rest any reply.
+    """
+    from rlhf.data.corpus import context_key, contexts_of, dialogue_ids, load_dialogues, split_dialogues
+
+    dialogues, ids = load_dialogues(), dialogue_ids()
+    if split == "all":
+        side = range(len(dialogues))
+    elif split in ("train", "heldout"):
+        side = split_dialogues(heldout_fraction, split_seed)[0 if split == "train" else 1]
+    else:
+        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+    contexts: dict[str, Any] = {}
+    for i in side:
+        for c in contexts_of(dialogues[i], ids[i]):
+            contexts.setdefault(context_key(c.turns), c)
+    items = list(contexts.values())
+    replies = [c.continuation for c in items]
+    reply_keys = [context_key([r]) for r in replies]
+    by_category: dict[str, list[int]] = {}
+    by_word: dict[str, list[int]] = {}
+    for j, c in enumerate(items):
+        by_category.setdefault(c.dialogue_id.split("/")[0], []).append(j)
+        for w in set(words(c.continuation)) - _FUNCTION_WORDS:
+            by_word.setdefault(w, []).append(j)
+
+    rng = random.Random(seed)
+    records = []
+    for j, c in enumerate(items):
+        about = sorted({w for t in c.turns for w in words(t)} - _FUNCTION_WORDS)
+        hard = by_category[c.dialogue_id.split("/")[0]] + [k for w in about for k in by_word.get(w, [])]
+        for n in range(per_context):
+            pool = hard if n < round(hard_fraction * per_context) and len(hard) > 1 else range(len(items))
+            for _ in range(20):  # a reply other than the context's own (by text)
+                k = rng.choice(pool)
+                if reply_keys[k] != reply_keys[j]:
+                    records.append(make_preference(c.turns, c.continuation, replies[k]))
+                    break
+    if swaps:
+        records += word_swaps(items, swaps, rng)
+    return records
+
+
+def _swap_word(text: str, old: str, new: str) -> str:
+    import re
+
+    return re.sub(rf"\b{re.escape(old)}\b", new, text, flags=re.IGNORECASE)
+
+
+def word_swaps(items: Sequence[Any], per_context: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Comparisons that teach matching a reply to its context rather than memorising pairs of words.
+
+    For each context of ``items`` whose continuation names a content word of it, ``per_context`` records in
+    which that word is replaced, in the context and in the reply alike, by another corpus word (drawn from
+    ``items``' own text); the rejected reply is the continuation of a context that names no word of it.
+    """
+    vocabulary = sorted(
+        {w for c in items for t in (*c.turns, c.continuation) for w in words(t) if w.isalpha() and len(w) > 2}
+        - _FUNCTION_WORDS
+    )
+    topics = [{w for t in c.turns for w in words(t)} - _FUNCTION_WORDS for c in items]
+    records = []
+    for c, about in zip(items, topics, strict=True):
+        shared = sorted(about & set(words(c.continuation)))
+        if not shared:
+            continue
+        for _ in range(per_context):
+            old, new = rng.choice(shared), rng.choice(vocabulary)
+            other = rng.choice(items)
+            if set(words(other.continuation)) & (about | {new}):
+                continue
+            turns = [_swap_word(t, old, new) for t in c.turns]
+            records.append(make_preference(turns, _swap_word(c.continuation, old, new), other.continuation))
+    return records

@@ -453,12 +453,14 @@ def _replies_section(runs: Sequence[RunData], contexts: int = 8) -> list[str]:
     if not ppo:
         return []
     columns = [("initial policy", _replies_at(ppo[0], first=True))] + [(r.name, _replies_at(r)) for r in shown]
-    order = list(columns[0][1])[:contexts]
+    # Contexts every column answered, in the initial policy's order (runs may log different held-out contexts).
+    shared = [c for c in columns[0][1] if all(c in replies for _, replies in columns)]
+    order = (shared or list(columns[0][1]))[:contexts]
     lines = [
         "## Replies side by side",
         "",
-        f"The first {len(order)} held-out contexts, one sampled reply each (DQN: its pick among candidates), "
-        "at the start (initial policy) and at the end of each run; gold reward in brackets.",
+        f"{len(order)} held-out contexts (the first that every run answered), one sampled reply each (DQN: its "
+        "pick among candidates), at the start (initial policy) and at the end of each run; gold reward in brackets.",
         "",
         "| context | " + " | ".join(name for name, _ in columns) + " |",
         "|---" * (len(columns) + 1) + "|",

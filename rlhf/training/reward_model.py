@@ -14,6 +14,7 @@ held-out replies.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import shutil
@@ -27,7 +28,8 @@ import numpy as np
 
 from rlhf.config import ConfigError, load_config
 from rlhf.data.chat import render_exchange
-from rlhf.data.preferences import read_preferences, split_preferences
+from rlhf.data.corpus import context_key, corpus_fingerprint
+from rlhf.data.preferences import corpus_comparisons, read_preferences, split_preferences
 from rlhf.errors import TrainingError
 from rlhf.models.policy import (
     DEFAULT_POLICY,
@@ -61,6 +63,10 @@ class RewardModelConfig(RunSettings):
     preferences: str = SYNTHETIC
     dataset_split: str = "train"
     max_rows: int | None = None  # read at most this many rows of a file or dataset
+    # Held-out pairs: a file, folder or dataset of their own (its heldout_split; hh-rlhf's "test"), or, when
+    # None, heldout_fraction of the training pairs held out by prompt.
+    heldout_preferences: str | None = None
+    heldout_split: str = "test"
     heldout_fraction: float = 0.2
     preferences_dir: str = "artifacts/preferences"
     # Synthetic labeller (preferences: synthetic); the gold scorer also grades the held-out replies.
@@ -78,6 +84,19 @@ class RewardModelConfig(RunSettings):
     pairs_per_context: int = 4
     max_new_tokens: int = 24
     temperature: float = 1.0
+    # Preference-model pretraining (Askell et al. 2021): before the preferences, the base model learns the
+    # same loss on comparisons cut from the training side of the corpus split (a context's real reply against
+    # others'; pmp_swaps more per context with a word it shares with its reply swapped for another in both),
+    # built once and cached under cache_dir. Off by default: at the default learning_rate it buys nothing
+    # measurable for its cost (docs/BENCHMARKS.md, "Reward models that read the context").
+    pmp: bool = False
+    pmp_per_context: int = 2
+    pmp_hard_fraction: float = 0.0
+    pmp_swaps: int = 8
+    pmp_epochs: float = 1.0
+    pmp_learning_rate: float = 1e-3
+    pmp_batch_size: int = 32
+    cache_dir: str = "artifacts/cache"
     # Training
     epochs: float = 2.0
     learning_rate: float = 1e-3
@@ -144,10 +163,72 @@ def load_preference_split(config: RewardModelConfig, policy: str | None = None):
     else:
         source = config.preferences
         records, stats = read_preferences(source, split=config.dataset_split, limit=config.max_rows)
-    if len(records) < 2:
-        raise ValueError(f"{stats}: need at least 2 preference pairs to train and evaluate a reward model")
-    train, heldout = split_preferences(records, config.heldout_fraction, config.seed)
+    if config.heldout_preferences is None:
+        if len(records) < 2:
+            raise ValueError(f"{stats}: need at least 2 preference pairs to train and evaluate a reward model")
+        train, heldout = split_preferences(records, config.heldout_fraction, config.seed)
+        return train, heldout, stats, str(source)
+    heldout, heldout_stats = read_preferences(config.heldout_preferences, split=config.heldout_split)
+    if not heldout:
+        raise ValueError(f"{heldout_stats}: heldout_preferences holds no preference pair to evaluate on")
+    # Evaluation stays on contexts the model never trained on: training pairs with a held-out context go.
+    heldout_keys = {context_key(r["context"]) for r in heldout}
+    train = [r for r in records if context_key(r["context"]) not in heldout_keys]
+    if len(train) < len(records):
+        print(f"left out {len(records) - len(train)} training pair(s) whose context is also held out")
+    if not train:
+        raise ValueError(f"{stats}: no training pair left whose context is not in {config.heldout_preferences}")
     return train, heldout, stats, str(source)
+
+
+PMP_VERSION = 1  # bump when the comparisons or their training change, so old cached backbones are not reused
+
+
+def pmp_dir(config: RewardModelConfig, base: str) -> Path:
+    """Cache folder of the preference-model-pretrained ``base`` for ``config``: keyed on the base model's
+    fingerprint, the corpus, the split and every setting the comparisons and their training read."""
+    settings = {
+        name: getattr(config, name)
+        for name in ("pmp_per_context", "pmp_hard_fraction", "pmp_swaps", "pmp_epochs", "pmp_learning_rate",
+                     "pmp_batch_size", "max_length", "seed", "context_heldout_fraction", "context_seed", "tokenizer")
+    }  # fmt: skip
+    key = {"base": artefact_fingerprint(base), "corpus": corpus_fingerprint(), "version": PMP_VERSION, **settings}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(config.cache_dir) / "reward_pmp" / f"pmp-{digest}"
+
+
+def ensure_pmp_backbone(config: RewardModelConfig, base: str) -> str:
+    """``base`` after preference-model pretraining on corpus comparisons (:func:`corpus_comparisons`), read
+    from the cache when built before; the reward model then starts from it (score head included)."""
+    target = pmp_dir(config, base)
+    if (target / FINGERPRINT_FILE).is_file():
+        print(f"reusing preference-pretrained backbone {target}")
+        return str(target)
+    started = time.time()
+    comparisons = corpus_comparisons(
+        split="train",
+        heldout_fraction=config.context_heldout_fraction,
+        split_seed=config.context_seed,
+        per_context=config.pmp_per_context,
+        hard_fraction=config.pmp_hard_fraction,
+        swaps=config.pmp_swaps,
+        seed=config.seed,
+    )
+    print(f"preference-model pretraining on {len(comparisons)} corpus comparisons -> {target}")
+    model, tokenizer = load_reward_base(base, config.tokenizer, config.seed)
+    settings = dataclasses.replace(
+        config,
+        epochs=config.pmp_epochs,
+        learning_rate=config.pmp_learning_rate,
+        batch_size=config.pmp_batch_size,
+        output_dir=str(target),
+        wandb_mode="disabled",
+    )
+    model, tokenizer, steps = _fit(settings, model, tokenizer, comparisons)
+    report = {"comparisons": len(comparisons), "steps": steps, "seconds": round(time.time() - started, 1)}
+    fingerprint = {"fingerprint": target.name, "base": base, "report": report}
+    save_pretrained_atomically(model, tokenizer, target, {FINGERPRINT_FILE: json.dumps(fingerprint, indent=2)})
+    return str(target)
 
 
 def check_tokenizer_fits(model, tokenizer, model_name: str, tokenizer_name: str) -> None:
@@ -239,6 +320,8 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
 
     train, heldout, stats, source = load_preference_split(config, policy)
     print(f"{stats}; {len(train)} train / {len(heldout)} held-out pairs")
+    if config.pmp:  # the fingerprint above covers it: the base model and the pmp_* settings
+        base = ensure_pmp_backbone(config, base)
     model, tokenizer = load_reward_base(base, config.tokenizer, config.seed)
 
     record = RunRecord.for_config(
@@ -291,6 +374,17 @@ def check_training_settings(config: RewardModelConfig) -> None:
         raise ConfigError(f"epochs must be > 0 (it is {config.epochs}): with no epoch the model is not trained")
     if not config.learning_rate > 0:
         raise ConfigError(f"learning_rate must be > 0, got {config.learning_rate}")
+    if config.pmp and not (
+        config.pmp_epochs > 0
+        and config.pmp_learning_rate > 0
+        and config.pmp_per_context >= 0
+        and config.pmp_batch_size >= 1
+    ):
+        raise ConfigError(
+            f"pmp_epochs and pmp_learning_rate must be > 0, pmp_per_context >= 0 and pmp_batch_size >= 1 (they are "
+            f"{config.pmp_epochs}, {config.pmp_learning_rate}, {config.pmp_per_context}, {config.pmp_batch_size}); "
+            "pmp: false turns pretraining off"
+        )
     for name in ("batch_size", "max_length"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
