@@ -214,7 +214,7 @@ def _chat_config() -> type:
 PIPELINE = Command(
     "rlhf-gym",
     "the whole chain: policy, preferences, reward model, PPO rounds (iterated RLHF), PPO on the gold reward (oracle), "
-    "GRPO, DPO (RLOO on request), Q-learning, DQN, report",
+    "GRPO (RLOO and DPO on request), Q-learning, DQN, report",
     _pipeline_config,
     "configs/pipeline/default.yaml",
     _run_pipeline,

@@ -379,7 +379,7 @@ def _rounds_section(runs: Sequence[RunData], plot: Path) -> list[str]:
     lines = ["## Iterated RLHF: rounds and the oracle", ""]
     if rounds:
         lines += [
-            "Round k labels round k-1's replies, retrains the reward model on all pairs so far and continues PPO "
+            "Round k labels round k-1's replies, continues the reward model on all pairs so far and continues PPO "
             "from round k-1's policy (KL always to the initial policy); each round's learned reward is its own "
             "reward model's score, so learned rewards compare within a round, gold across all of them.",
             "",
@@ -489,8 +489,10 @@ def _replies_at(run: RunData, first: bool = False) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ").strip() or "(empty)"
+def _cell(text: Any, limit: int = 100) -> str:
+    text = " ".join(str(text).split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("|", "\\|") or "(empty)"
 
 
 def _source_text(runs: Sequence[RunData]) -> str:
