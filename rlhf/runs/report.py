@@ -379,7 +379,7 @@ def _rounds_section(runs: Sequence[RunData], plot: Path) -> list[str]:
     lines = ["## Iterated RLHF: rounds and the oracle", ""]
     if rounds:
         lines += [
-            "Round k labels round k-1's replies, continues the reward model on all pairs so far and continues PPO "
+            "Round k labels round k-1's replies, retrains the reward model on all pairs so far and continues PPO "
             "from round k-1's policy (KL always to the initial policy); each round's learned reward is its own "
             "reward model's score, so learned rewards compare within a round, gold across all of them.",
             "",

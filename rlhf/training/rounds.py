@@ -4,10 +4,11 @@ The loop as practised (InstructGPT; Anthropic's online iterated RLHF, Bai et al.
 
 * round 1 is the usual chain: pairs labelled from the initial policy's samples, a reward model, PPO;
 * round k > 1 samples replies from round k-1's policy, the synthetic labeller labels new pairs on the same
-  training contexts, the reward model is continued from round k-1's on **all** pairs so far (so it learns
-  the new policy's replies without forgetting the old ones; as many steps as one round's pairs take, so a
-  round costs what round 1 did), and PPO continues from round k-1's policy on it, with the KL reference
-  kept at the initial policy (``ref_policy``), so every round's KL is to one model.
+  training contexts, a reward model is trained afresh on **all** pairs so far (so it learns the new
+  policy's replies without forgetting the old ones; continuing round k-1's model for one round's steps
+  instead gained less gold in both runs measured, docs/BENCHMARKS.md), and PPO continues from round k-1's
+  policy on it, with the KL reference kept at the initial policy (``ref_policy``), so every round's KL is
+  to one model.
 
 PPO's budget (``total_episodes``) is split evenly over the rounds: R rounds cost as many PPO samples as one
 run, so they compare with :func:`oracle_config`'s run, PPO on the gold reward itself with the whole budget,
@@ -65,7 +66,7 @@ def iterated_rlhf(
     ppo_config: PPOConfig, reward_config: RewardModelConfig, rounds: int, reward_model: str
 ) -> list[PolicyRunResult]:
     """Run ``rounds`` rounds of PPO from ``ppo_config.policy``, the first on ``reward_model`` (trained on
-    ``reward_config``'s synthetic pairs), each later one on a reward model continued on all pairs so far.
+    ``reward_config``'s synthetic pairs), each later one on a reward model trained afresh on all pairs so far.
 
     Returns each round's PPO result; one round is a plain PPO run under ``ppo_config.run_name``.
     """
@@ -83,14 +84,10 @@ def iterated_rlhf(
         files.append(label_preferences(round_reward, policy))  # round 1: the preferences stage's own file
         if k > 1:
             pairs = concatenate(files, Path(reward_config.preferences_dir) / f"rounds-1-to-{k}.jsonl")
-            # Continued from the last round's model over all pairs so far, for as many steps as one round's pairs
-            # would take: each round's reward model costs about what round 1's did.
-            epochs = reward_config.epochs * _lines(files[-1]) / _lines(pairs)
-            print(f"[round {k}] reward model continued from {reward_model} on {len(files)} rounds of pairs "
-                  f"({pairs}), {epochs:.2f} epochs")  # fmt: skip
+            print(f"[round {k}] reward model trained afresh on {len(files)} rounds of pairs: {pairs}")
             report = train_reward_model(dataclasses.replace(
-                reward_config, preferences=str(pairs), base_model=reward_model, epochs=epochs,
-                output_dir=f"{reward_config.output_dir}-round{k}", run_name=f"reward_model-round{k}",
+                reward_config, preferences=str(pairs), output_dir=f"{reward_config.output_dir}-round{k}",
+                run_name=f"reward_model-round{k}",
             ))  # fmt: skip
             reward_model = report.path
             print(f"[round {k}] reward model {reward_model}: held-out pairwise accuracy {report.pairwise_accuracy:.3f}")
@@ -107,10 +104,6 @@ def iterated_rlhf(
         results.append(result)
         policy = str(Path(result.run_dir) / FINAL)
     return results
-
-
-def _lines(path: Path) -> int:
-    return sum(1 for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip())
 
 
 def oracle_config(ppo_config: PPOConfig) -> PPOConfig:
