@@ -156,13 +156,18 @@ def corpus_contexts(split: str = "all", heldout_fraction: float = 0.1, seed: int
     normalised text, and the split is :func:`split_dialogues`: the two sides share no text.
     """
     dialogues, ids = load_dialogues(), dialogue_ids()
-    if split == "all":
-        chosen = range(len(dialogues))
-    elif split in ("train", "heldout"):
-        chosen = split_dialogues(heldout_fraction, seed)[0 if split == "train" else 1]
-    else:
-        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+    chosen = split_side(split, heldout_fraction, seed)
     return unique_contexts([contexts_of(dialogues[i], ids[i])[0] for i in chosen])
+
+
+def split_side(split: str, heldout_fraction: float = 0.1, seed: int = 0) -> Sequence[int]:
+    """Indices of the corpus dialogues on ``split``'s side (``"all"``, ``"train"`` or ``"heldout"``) of
+    :func:`split_dialogues`."""
+    if split == "all":
+        return range(len(load_dialogues()))
+    if split in ("train", "heldout"):
+        return split_dialogues(heldout_fraction, seed)[0 if split == "train" else 1]
+    raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
 
 
 def bot_turns() -> list[str]:

@@ -412,15 +412,10 @@ def corpus_comparisons(
     whose rejected reply is another context's continuation: a ``hard_fraction`` of them from the same corpus
     category or naming a word of the context (hard to tell apart without reading it), the rest any reply.
     """
-    from rlhf.data.corpus import context_key, contexts_of, dialogue_ids, load_dialogues, split_dialogues
+    from rlhf.data.corpus import context_key, contexts_of, dialogue_ids, load_dialogues, split_side
 
     dialogues, ids = load_dialogues(), dialogue_ids()
-    if split == "all":
-        side = range(len(dialogues))
-    elif split in ("train", "heldout"):
-        side = split_dialogues(heldout_fraction, split_seed)[0 if split == "train" else 1]
-    else:
-        raise ValueError(f"split must be 'all', 'train' or 'heldout', got {split!r}")
+    side = split_side(split, heldout_fraction, split_seed)
     contexts: dict[str, Any] = {}
     for i in side:
         for c in contexts_of(dialogues[i], ids[i]):
