@@ -290,3 +290,16 @@ def test_preference_pretraining_is_built_once_and_keyed_on_its_inputs(tiny_polic
     assert pmp_dir(other, tiny_policy.path) != backbone
     # ...and the reward model's own fingerprint follows them: not reused from the first folder.
     assert not train_reward_model(other).reused
+
+
+def test_a_reward_model_trained_again_keeps_the_record_of_the_one_before(tmp_path):
+    """Iterated rounds name their reward models (reward_model-round2); retrained after its inputs changed, the
+    model's new record is numbered instead of failing on the old one."""
+    from rlhf.training.reward_model import _free_run_name
+
+    config = RewardModelConfig(run_name="reward_model-round2", runs_dir=str(tmp_path), group="g")
+    assert _free_run_name(config) == "reward_model-round2"
+    (tmp_path / "g" / "reward_model-round2").mkdir(parents=True)
+    (tmp_path / "g" / "reward_model-round2" / "run.json").write_text("{}")
+    assert _free_run_name(config) == "reward_model-round2-2"
+    assert _free_run_name(RewardModelConfig(runs_dir=str(tmp_path), group="g")) == "reward_model"

@@ -470,11 +470,11 @@ def _sample_rows(scorer: RewardFunction, records: Sequence[dict[str, Any]]) -> l
 
 
 def _free_run_name(config: RewardModelConfig) -> str:
-    """The run name, numbered (``reward_model-2``…) when unset and a record of that name exists."""
-    if config.run_name:
-        return config.run_name
-    name, n = "reward_model", 1
+    """The run name (``reward_model`` when unset), numbered (``reward_model-2``…) when a record of that name
+    exists: a reward model trained again (its inputs changed) keeps the record of the one before."""
+    base = config.run_name or "reward_model"
+    name, n = base, 1
     while (run_folder(config.runs_dir, config.group, name) / "run.json").exists():
         n += 1
-        name = f"reward_model-{n}"
+        name = f"{base}-{n}"
     return name
