@@ -20,12 +20,12 @@ every step is reused when done, as everywhere in the toolkit.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from rlhf.data.preferences import write_preferences
 from rlhf.envs.registration import dialogue_env_kwargs
 from rlhf.runs.report import ORACLE_TAG, round_tag
 from rlhf.training.policy_eval import PolicyRunResult
@@ -49,17 +49,10 @@ def round_budgets(total_episodes: int, batch_size: int, rounds: int) -> list[int
 
 
 def concatenate(files: Sequence[Path], target: Path) -> Path:
-    """``files`` (JSONL preference files) one after the other in ``target``; rewritten only when that changes it,
-    so a reward model keyed on its bytes is reused across re-runs."""
-    text = "".join(Path(f).read_text(encoding="utf-8") for f in files)
-    if target.is_file() and target.read_text(encoding="utf-8") == text:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, target)
-    return target
+    """``files`` (JSONL preference files, as the labeller writes them) one after the other in ``target``; a reward
+    model keyed on its bytes (:func:`rlhf.runs.fingerprint.artefact_fingerprint`) is reused while they match."""
+    lines = (line for f in files for line in Path(f).read_text(encoding="utf-8").splitlines() if line.strip())
+    return write_preferences((json.loads(line) for line in lines), target)
 
 
 def iterated_rlhf(
