@@ -266,7 +266,9 @@ def run_pipeline(config: PipelineConfig) -> Path | None:
     if path is not None:
         progress.console.print(f"\n[bold]report:[/bold] {path}")
     if last_round is not None and policy_dir is not None:
-        final = Path(last_round) / "final"
+        from rlhf.training.ppo import FINAL
+
+        final = Path(last_round) / FINAL
         progress.console.print(f"[bold]talk to it:[/bold] rlhf-gym chat --policy {final} --against {policy_dir}")
     return path
 
