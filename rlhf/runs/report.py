@@ -534,47 +534,18 @@ def _plot_rewards(runs: Sequence[RunData], path: Path) -> None:
     plt.close(fig)
 
 
-def _plot_overoptimisation(runs: Sequence[RunData], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colours = _colours(runs)
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for r in runs:
-        pairs = [
-            (float(row[ENV_REWARD]), float(row[GOLD_REWARD]))
-            for row in r.metrics
-            if _is_number(row.get(ENV_REWARD)) and _is_number(row.get(GOLD_REWARD))
-        ]
-        if pairs:
-            xs, ys = zip(*pairs, strict=True)
-            ax.plot(xs, ys, marker="o", ms=3, alpha=0.8, color=colours[r.name], label=f"{r.name} ({r.algo})")
-            ax.scatter(xs[-1:], ys[-1:], s=60, marker="*", color=colours[r.name])  # where training ended
-    ax.set_xlabel(f"learned reward ({ENV_REWARD})")
-    ax.set_ylabel(f"gold reward ({GOLD_REWARD})")
-    ax.set_title("gold vs learned reward over training (★ = last eval)")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def _metric_pairs(run: RunData, x: str, y: str) -> list[tuple[float, float]]:
+    """(``x``, ``y``) of every logged row of ``run`` that holds both, in training order."""
+    return [(float(row[x]), float(row[y])) for row in run.metrics if _is_number(row.get(x)) and _is_number(row.get(y))]
 
 
-def _plot_gold_vs_kl(runs: Sequence[RunData], path: Path) -> bool:
-    """Gold reward against ``eval/kl`` over each run's evaluations; ``False`` (no file) when no run logged both."""
-    series = []
-    for r in runs:
-        pairs = [
-            (float(row[KL]), float(row[GOLD_REWARD]))
-            for row in r.metrics
-            if _is_number(row.get(KL)) and _is_number(row.get(GOLD_REWARD))
-        ]
-        if pairs:
-            series.append((r, pairs))
-    if not series:
+def _plot_trajectories(
+    runs: Sequence[RunData], x: str, y: str, path: Path, xlabel: str, title: str, empty: bool = False
+) -> bool:
+    """``y`` against ``x`` over each run's evaluations, a star at the last; ``False`` (no file) when no run logged
+    both, unless ``empty`` (then an empty plot is written)."""
+    series = [(r, pairs) for r in runs if (pairs := _metric_pairs(r, x, y))]
+    if not series and not empty:
         return False
     import matplotlib
 
@@ -586,13 +557,27 @@ def _plot_gold_vs_kl(runs: Sequence[RunData], path: Path) -> bool:
     for r, pairs in series:
         xs, ys = zip(*pairs, strict=True)
         ax.plot(xs, ys, marker="o", ms=3, alpha=0.8, color=colours[r.name], label=f"{r.name} ({r.algo})")
-        ax.scatter(xs[-1:], ys[-1:], s=60, marker="*", color=colours[r.name])
-    ax.set_xlabel(f"KL to the reference policy ({KL})")
-    ax.set_ylabel(f"gold reward ({GOLD_REWARD})")
-    ax.set_title("gold reward vs KL over training (★ = last eval)")
+        ax.scatter(xs[-1:], ys[-1:], s=60, marker="*", color=colours[r.name])  # where training ended
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"gold reward ({y})")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if series:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def _plot_overoptimisation(runs: Sequence[RunData], path: Path) -> None:
+    """Gold against learned reward over each run's evaluations (reward over-optimisation shows here); always
+    written, empty when no run logged both."""
+    _plot_trajectories(runs, ENV_REWARD, GOLD_REWARD, path, f"learned reward ({ENV_REWARD})",
+                       "gold vs learned reward over training (★ = last eval)", empty=True)  # fmt: skip
+
+
+def _plot_gold_vs_kl(runs: Sequence[RunData], path: Path) -> bool:
+    """Gold reward against ``eval/kl`` over each run's evaluations; ``False`` (no file) when no run logged both."""
+    return _plot_trajectories(runs, KL, GOLD_REWARD, path, f"KL to the reference policy ({KL})",
+                              "gold reward vs KL over training (★ = last eval)")  # fmt: skip
