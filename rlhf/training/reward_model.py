@@ -181,7 +181,7 @@ def load_preference_split(config: RewardModelConfig, policy: str | None = None):
     return train, heldout, stats, str(source)
 
 
-PMP_VERSION = 1  # bump when the comparisons or their training change, so old cached backbones are not reused
+PMP_VERSION = 2  # bump when the comparisons or their training change, so old cached backbones are not reused
 
 
 def pmp_dir(config: RewardModelConfig, base: str) -> Path:
