@@ -138,6 +138,6 @@ def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 6) -> str
                 shown = f" {before.get(key)!r} → {after.get(key)!r}" if part == "config" else " changed"
                 changes.append(f"{part}.{key}{shown}")
     if not changes:
-        return "nothing recorded differs (an older record without a fingerprint?)"
+        return "nothing recorded differs: it was fingerprinted by an older rlhf-gym (or has no fingerprint)"
     more = f" and {len(changes) - limit} more" if len(changes) > limit else ""
     return "; ".join(changes[:limit]) + more
