@@ -54,6 +54,23 @@ def test_fingerprint_follows_settings_and_inputs_not_logging(tmp_path):
     assert stage_fingerprint(base)["fingerprint"] != second
 
 
+def test_a_path_counts_by_what_it_holds_not_how_it_is_spelled(tmp_path, monkeypatch):
+    # A re-run from another directory names the same artefacts by absolute paths: nothing may retrain.
+    monkeypatch.chdir(tmp_path)
+    Path("prompts.txt").write_text("hello\n")
+    Path("rm").mkdir()
+    Path("rm", FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": "rm-1"}))
+    relative = stage_fingerprint(QLearningConfig(prompts="prompts.txt", reward_model="rm"), policy="rm")
+    rm = str(tmp_path / "rm")
+    absolute = stage_fingerprint(QLearningConfig(prompts=str(tmp_path / "prompts.txt"), reward_model=rm), policy=rm)
+    assert absolute["fingerprint"] == relative["fingerprint"]
+    Path("other.txt").write_text("goodbye\n")  # another file: another input
+    assert (
+        stage_fingerprint(QLearningConfig(prompts="other.txt", reward_model="rm"), policy="rm")["fingerprint"]
+        != (relative["fingerprint"])
+    )
+
+
 def _finished(tmp_path, algo, fingerprint):
     record = RunRecord.start(algo=algo, env_id="e", config={}, runs_dir=tmp_path, group="g", name="run",
                              wandb_mode="disabled", fingerprint=fingerprint)  # fmt: skip

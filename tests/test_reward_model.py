@@ -185,6 +185,13 @@ def test_settings_that_train_nothing_are_refused_before_any_work(tiny_policy, tm
     assert not Path(config.runs_dir).exists()  # no run record left behind, "running" or otherwise
 
 
+def test_labelled_preferences_are_read_once_when_retraining(trained, tmp_path, capsys):
+    config, _ = trained
+    capsys.readouterr()
+    train_reward_model(dataclasses.replace(config, epochs=0.5, output_dir=str(tmp_path / "rm"), run_name="rm-again"))
+    assert capsys.readouterr().out.count("reusing synthetic preferences") == 1  # it was printed twice
+
+
 def test_a_model_trained_under_other_settings_is_kept(tiny_policy, tmp_path, capsys):
     pairs = _pairs(tmp_path / "p.jsonl", 10)
     first = train_reward_model(tiny_config(tmp_path, tiny_policy.path, preferences=pairs, epochs=1.0))

@@ -111,7 +111,21 @@ def stage_fingerprint(config: Any, **inputs: Any) -> dict[str, Any]:
         plain = json.loads(json.dumps(value, default=_plain))
         found[key] = artefact_fingerprint(value) if is_path else plain
         found.update(_inputs(_results_only(plain), f"{key}."))
-    return {"fingerprint": _digest({"config": values, "inputs": found}), "config": values, "inputs": found}
+    # Paths count by what they hold (``inputs``), not by how they are spelled: ``artifacts/reward_model`` and its
+    # absolute path, or the same folder named from another directory, give one fingerprint.
+    digest = _digest({"config": _paths_masked(values), "inputs": _paths_masked(found)})
+    return {"fingerprint": digest, "config": values, "inputs": found}
+
+
+def _paths_masked(values: Any) -> Any:
+    """``values`` with every string that names an existing file or folder replaced by ``"<path>"``."""
+    if isinstance(values, dict):
+        return {k: _paths_masked(v) for k, v in values.items()}
+    if isinstance(values, (list, tuple)):
+        return [_paths_masked(v) for v in values]
+    if isinstance(values, str) and values and Path(values).exists():
+        return "<path>"
+    return values
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 6) -> str:
@@ -124,6 +138,6 @@ def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 6) -> str
                 shown = f" {before.get(key)!r} → {after.get(key)!r}" if part == "config" else " changed"
                 changes.append(f"{part}.{key}{shown}")
     if not changes:
-        return "nothing recorded differs (an older record without a fingerprint?)"
+        return "nothing recorded differs: it was fingerprinted by an older rlhf-gym (or has no fingerprint)"
     more = f" and {len(changes) - limit} more" if len(changes) > limit else ""
     return "; ".join(changes[:limit]) + more

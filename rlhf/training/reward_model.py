@@ -156,10 +156,11 @@ def label_preferences(config: RewardModelConfig, policy: str | None = None) -> P
     )
 
 
-def load_preference_split(config: RewardModelConfig, policy: str | None = None):
-    """(train, held-out, stats, source) for ``config``: labelled synthetically or read from the source."""
+def load_preference_split(config: RewardModelConfig, policy: str | None = None, labelled: Path | None = None):
+    """(train, held-out, stats, source) for ``config``: labelled synthetically (or the file ``labelled`` that
+    :func:`label_preferences` already returned) or read from the source."""
     if config.preferences == SYNTHETIC:
-        source = label_preferences(config, policy)
+        source = labelled or label_preferences(config, policy)
         records, stats = read_preferences(source)
     else:
         source = config.preferences
@@ -319,7 +320,9 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
         kept = set_aside(output)  # a model made otherwise, or anything else: never deleted
         print(f"{output} holds a reward model made by other settings or inputs (or other files): kept as {kept}")
 
-    train, heldout, stats, source = load_preference_split(config, policy)
+    train, heldout, stats, source = load_preference_split(
+        config, policy, preferences if config.preferences == SYNTHETIC else None
+    )
     print(f"{stats}; {len(train)} train / {len(heldout)} held-out pairs")
     if config.pmp:  # the fingerprint above covers it: the base model and the pmp_* settings
         base = ensure_pmp_backbone(config, base)
