@@ -221,6 +221,35 @@ def test_word_swaps_replace_the_shared_word_in_context_and_reply_alike():
         assert not set(words(r["rejected"])) & set(words(r["context"][0])) - {"is", "a", "the", "my"}
 
 
+def test_word_swaps_rejected_reply_carries_an_odd_word_too():
+    """Not only the chosen reply holds a swapped-in word: the rejected one holds one as well, which the context
+    does not, so "the reply contains an odd word" cannot tell them apart; only matching the context can."""
+    items = [
+        DialogueContext(("Do you play cricket?",), "Cricket is a fine game."),
+        DialogueContext(("What is your name?",), "My name is Bot."),
+        DialogueContext(("Tell me about the sea",), "Fish swim in it."),
+        DialogueContext(("Where do penguins live?",), "Penguins live near the south pole."),
+    ]
+    corpus_replies = {c.continuation for c in items}
+    records = word_swaps(items, per_context=40, rng=random.Random(0))
+
+    def one_word_apart(a: str, b: str) -> bool:
+        return len(words(a)) == len(words(b)) and sum(x != y for x, y in zip(words(a), words(b), strict=True)) == 1
+
+    minimal = [r for r in records if one_word_apart(r["chosen"], r["rejected"])]
+    assert minimal and len(minimal) < len(records)  # both kinds of rejected reply
+    for r in records:
+        assert r["rejected"] not in corpus_replies  # never a corpus reply left as it was
+        context = set(words(r["context"][0]))
+        odd = [w for w in words(r["rejected"]) if w not in {w for c in items for w in words(c.continuation)}
+               or w not in words(r["chosen"]) and w not in context]  # fmt: skip
+        assert odd and not set(odd) & context
+    for r in minimal:  # the same reply but for the one word: the chosen one's is the context's
+        (chosen_word,) = set(words(r["chosen"])) - set(words(r["rejected"]))
+        (rejected_word,) = set(words(r["rejected"])) - set(words(r["chosen"]))
+        assert chosen_word in words(r["context"][0]) and rejected_word not in words(r["context"][0])
+
+
 def test_a_folder_of_preference_files_reads_its_split(tmp_path):
     write_jsonl(tmp_path / "train-round-1.jsonl", [{"prompt": "a", "chosen": "b", "rejected": "c"}])
     write_jsonl(tmp_path / "train-round-2.jsonl", [{"prompt": "d", "chosen": "e", "rejected": "f", "gold": 1.5}])

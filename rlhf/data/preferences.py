@@ -453,12 +453,18 @@ def _swap_word(text: str, old: str, new: str) -> str:
     return re.sub(rf"\b{re.escape(old)}\b", new, text, flags=re.IGNORECASE)
 
 
-def word_swaps(items: Sequence[Any], per_context: int, rng: random.Random) -> list[dict[str, Any]]:
+def word_swaps(
+    items: Sequence[Any], per_context: int, rng: random.Random, minimal_fraction: float = 0.5
+) -> list[dict[str, Any]]:
     """Comparisons that teach matching a reply to its context rather than memorising pairs of words.
 
     For each context of ``items`` whose continuation names a content word of it, ``per_context`` records in
-    which that word is replaced, in the context and in the reply alike, by another corpus word (drawn from
-    ``items``' own text); the rejected reply is the continuation of a context that names no word of it.
+    which that word is replaced, in the context and in the chosen reply alike, by another corpus word (drawn
+    from ``items``' own text). The rejected reply carries an out-of-place word too, one the context does not
+    hold: a ``minimal_fraction`` of the time it is the same continuation with that other word where the
+    chosen one has the context's (only the match tells the two apart), otherwise the continuation of a
+    context that names no word of it, one of its content words replaced. So "the reply holds an odd word"
+    is no cue: only whether it is the context's word is.
     """
     vocabulary = sorted(
         {w for c in items for t in (*c.turns, c.continuation) for w in words(t) if w.isalpha() and len(w) > 2}
@@ -471,10 +477,21 @@ def word_swaps(items: Sequence[Any], per_context: int, rng: random.Random) -> li
         if not shared:
             continue
         for _ in range(per_context):
-            old, new = rng.choice(shared), rng.choice(vocabulary)
-            other = rng.choice(items)
-            if set(words(other.continuation)) & (about | {new}):
-                continue
+            old, new, decoy = rng.choice(shared), rng.choice(vocabulary), rng.choice(vocabulary)
+            if {new, decoy} & (about | set(words(c.continuation))) or decoy == new:
+                continue  # each of the two must be new to the exchange, and they must differ
             turns = [_swap_word(t, old, new) for t in c.turns]
-            records.append(make_preference(turns, _swap_word(c.continuation, old, new), other.continuation))
+            in_context = {w for t in turns for w in words(t)}
+            if rng.random() < minimal_fraction:
+                rejected = _swap_word(c.continuation, old, decoy)
+            else:
+                other = rng.choice(items)
+                named = set(words(other.continuation)) - _FUNCTION_WORDS
+                replaced = sorted(w for w in named if w.isalpha() and len(w) > 2)
+                if not replaced or set(words(other.continuation)) & (about | {new}):
+                    continue
+                rejected = _swap_word(other.continuation, rng.choice(replaced), decoy)
+                if set(words(rejected)) & in_context - _FUNCTION_WORDS:
+                    continue
+            records.append(make_preference(turns, _swap_word(c.continuation, old, new), rejected))
     return records

@@ -86,7 +86,8 @@ class RewardModelConfig(RunSettings):
     temperature: float = 1.0
     # Preference-model pretraining (Askell et al. 2021): before the preferences, the base model learns the
     # same loss on comparisons cut from the training side of the corpus split (a context's real reply against
-    # others'; pmp_swaps more per context with a word it shares with its reply swapped for another in both),
+    # others'; pmp_swaps more per context with a word it shares with its reply swapped for another in both,
+    # against a reply that holds a swapped-in word the context lacks),
     # built once and cached under cache_dir. Off by default: at the default learning_rate it buys nothing
     # measurable for its cost (docs/BENCHMARKS.md, "Reward models that read the context").
     pmp: bool = False
@@ -182,7 +183,7 @@ def load_preference_split(config: RewardModelConfig, policy: str | None = None, 
     return train, heldout, stats, str(source)
 
 
-PMP_VERSION = 1  # bump when the comparisons or their training change, so old cached backbones are not reused
+PMP_VERSION = 2  # bump when the comparisons or their training change, so old cached backbones are not reused
 
 
 def pmp_dir(config: RewardModelConfig, base: str) -> Path:
