@@ -25,6 +25,8 @@ class RewardModelScorer(RewardFunction):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        import rlhf.models.context_match  # noqa: F401  (registers the reward model that reads the context)
+
         self.path = Path(path)
         if not (self.path / "config.json").is_file():
             raise FileNotFoundError(f"no reward model at {self.path}: expected a folder with config.json")

@@ -438,6 +438,8 @@ def _value_model(config: PPOConfig, env, tokenizer, source: str, checkpoint: Pat
     the policy's tokens), the policy, or a folder named by ``value_init``."""
     from transformers import AutoModelForSequenceClassification
 
+    import rlhf.models.context_match  # noqa: F401  (a reward-model folder may hold the one that reads the context)
+
     folder = source
     reward_fn = getattr(env.unwrapped, "reward_fn", None)
     if checkpoint is not None:

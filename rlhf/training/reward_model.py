@@ -98,6 +98,11 @@ class RewardModelConfig(RunSettings):
     pmp_learning_rate: float = 1e-3
     pmp_batch_size: int = 32
     cache_dir: str = "artifacts/cache"
+    # The relevance term (rlhf.models.context_match): the score adds how well the reply's words match the last
+    # user turn's (late interaction over the backbone's token embeddings), which a small backbone does not learn
+    # from the pairs alone. GPT-2 bases only; false: the plain GPT2ForSequenceClassification.
+    context_match: bool = True
+    match_scale: float = 1.0  # the relevance term's weight at the start (learned from there)
     # Training
     epochs: float = 2.0
     learning_rate: float = 1e-3
@@ -217,7 +222,7 @@ def ensure_pmp_backbone(config: RewardModelConfig, base: str) -> str:
         seed=config.seed,
     )
     print(f"preference-model pretraining on {len(comparisons)} corpus comparisons -> {target}")
-    model, tokenizer = load_reward_base(base, config.tokenizer, config.seed)
+    model, tokenizer = load_reward_base(base, config.tokenizer, config.seed, config.context_match, config.match_scale)
     settings = dataclasses.replace(
         config,
         epochs=config.pmp_epochs,
@@ -326,7 +331,7 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     print(f"{stats}; {len(train)} train / {len(heldout)} held-out pairs")
     if config.pmp:  # the fingerprint above covers it: the base model and the pmp_* settings
         base = ensure_pmp_backbone(config, base)
-    model, tokenizer = load_reward_base(base, config.tokenizer, config.seed)
+    model, tokenizer = load_reward_base(base, config.tokenizer, config.seed, config.context_match, config.match_scale)
 
     record = RunRecord.for_config(
         config, algo="reward_model", env_id=f"preferences:{config.preferences}", name=_free_run_name(config)
@@ -406,17 +411,25 @@ def set_aside(path: Path) -> Path:
     return target
 
 
-def load_reward_base(base: str, tokenizer_name: str | None = None, seed: int = 0):
-    """(model, tokenizer): ``base`` with a fresh one-output score head, and its tokenizer (or ``tokenizer_name``),
-    padding set up for sequence classification. Refuses a tokenizer larger than the model's embeddings."""
+def load_reward_base(
+    base: str, tokenizer_name: str | None = None, seed: int = 0, context_match: bool = False, match_scale: float = 1.0
+):
+    """(model, tokenizer): ``base`` with a fresh one-output score head (and, with ``context_match``, the relevance
+    term of :mod:`rlhf.models.context_match`), and its tokenizer (or ``tokenizer_name``), padding set up for
+    sequence classification. Refuses a tokenizer larger than the model's embeddings."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rlhf.models.context_match import context_match_from
 
     torch.manual_seed(seed)  # the score head is initialised at random
     tokenizer_name = tokenizer_name or base
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_name)
-        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+        if context_match:
+            model = context_match_from(base, tokenizer, match_scale)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     except OSError as exc:
         raise ValueError(f"cannot load reward-model base {base!r} / tokenizer {tokenizer_name!r}: {exc}") from exc
     check_tokenizer_fits(model, tokenizer, base, tokenizer_name)

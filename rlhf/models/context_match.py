@@ -1,0 +1,177 @@
+"""A reward model that reads the context: GPT-2's sequence score plus a late-interaction relevance term.
+
+A small GPT pretrained for two minutes has no attention head that finds a reply's words in the question
+(a copying, or induction, head), and a thousand preference pairs do not grow one: it learns a reply's tone
+and not whether it answers what was asked (docs/BENCHMARKS.md). This model adds to the score at the last
+token, which :class:`~transformers.GPT2ForSequenceClassification` reads, the late-interaction ("MaxSim")
+relevance of ColBERT (Khattab and Zaharia, 2020) between the reply and the last user turn:
+
+    score = GPT-2 score + match_scale * Σ_t g_t max_c cos(P e_t, P e_c) / Σ_t g_t
+
+over the reply's tokens t and the last user turn's tokens c, with ``e`` the backbone's token embeddings, ``P``
+a learned square projection and ``g_t = softplus(w · e_t + b)`` a learned per-token weight (so words like
+"the" can count for little). ``P`` starts as the identity, but a token matches itself with cosine 1 under any
+``P``: a reply word found in the question counts from the first step, words no training pair held included.
+Everything is trained end to end by the same Bradley-Terry loss (TRL's ``RewardTrainer``).
+
+The turns are found by the chat format's speaker cues (``User:``, ``Bot:``), whose token ids the config
+stores; the cue and line-break tokens themselves never match. A row without a bot cue (cut away by
+left truncation, or text that is no exchange) gets no relevance term.
+
+``model_type: rlhf_gpt2_context_match``: importing :mod:`rlhf.models` registers it with ``transformers``'
+auto classes, so ``AutoModelForSequenceClassification.from_pretrained(folder)`` loads a saved one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification, GPT2Config, GPT2ForSequenceClassification
+
+from rlhf.data.chat import BOT, USER
+
+MODEL_TYPE = "rlhf_gpt2_context_match"
+_GATE_BIAS = math.log(math.e - 1)  # softplus(_GATE_BIAS) = 1: every reply token weighs the same at the start
+# The relevance term's weight is stored divided by this. Adam's steps are about the learning rate in size
+# whatever the gradient, and the weight must travel from ~1 to ~10 (or to ~0) in a hundred steps where the
+# backbone's weights move by ~0.1: so it moves _SCALE_STEP times faster than they do.
+_SCALE_STEP = 100.0
+
+
+class ContextMatchConfig(GPT2Config):
+    """GPT-2's config plus the token ids of the chat format's cues and the relevance term's starting scale."""
+
+    model_type = MODEL_TYPE
+
+    def __init__(
+        self,
+        bot_cue_ids: list[int] | None = None,
+        user_cue_ids: list[int] | None = None,
+        ignored_ids: list[int] | None = None,
+        match_scale: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bot_cue_ids = list(bot_cue_ids or [])
+        self.user_cue_ids = list(user_cue_ids or [])
+        self.ignored_ids = list(ignored_ids or [])
+        self.match_scale = match_scale
+
+
+def cue_ids(tokenizer) -> dict[str, list[int]]:
+    """The token ids of ``Bot:`` and ``User:`` as the chat format renders them after a line break, and of the
+    tokens that never count as words (the line break, the cues' own tokens, the special tokens)."""
+
+    def suffix(prefix: str, text: str) -> list[int]:
+        head = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+        full = tokenizer(prefix + text, add_special_tokens=False)["input_ids"]
+        if full[: len(head)] != head or len(full) == len(head):
+            raise ValueError(f"the tokenizer does not keep {text!r} apart from the text before it")
+        return full[len(head) :]
+
+    bot, user = suffix("hello", f"\n{BOT}:"), suffix("hello", f"\n{USER}:")
+    ignored = set(bot) | set(user) | set(tokenizer.all_special_ids)
+    return {"bot_cue_ids": bot, "user_cue_ids": user, "ignored_ids": sorted(ignored)}
+
+
+def _last_start(ids: torch.Tensor, pattern: list[int], before: torch.Tensor | None = None) -> torch.Tensor:
+    """Per row, where the last occurrence of ``pattern`` starts (before column ``before`` when given), or -1."""
+    batch, length = ids.shape
+    if not pattern or length < len(pattern):
+        return torch.full((batch,), -1, device=ids.device)
+    windows = ids.unfold(1, len(pattern), 1)  # (B, T - L + 1, L)
+    hits = (windows == torch.tensor(pattern, device=ids.device)).all(-1)
+    columns = torch.arange(hits.shape[1], device=ids.device)
+    if before is not None:
+        hits &= columns[None, :] + len(pattern) <= before[:, None]
+    return torch.where(hits, columns, torch.full_like(columns, -1)).max(-1).values
+
+
+class ContextMatchForSequenceClassification(GPT2ForSequenceClassification):
+    """GPT-2's one-output sequence classifier with the relevance term of the module docstring added."""
+
+    config_class = ContextMatchConfig
+
+    def __init__(self, config: ContextMatchConfig) -> None:
+        super().__init__(config)
+        self.match_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
+        self.match_gate = nn.Linear(config.n_embd, 1)
+        self.match_weight = nn.Parameter(torch.tensor(float(config.match_scale) / _SCALE_STEP))
+        self._init_match()
+
+    def _init_match(self) -> None:
+        with torch.no_grad():
+            self.match_proj.weight.copy_(torch.eye(self.config.n_embd))
+            self.match_gate.weight.zero_()
+            self.match_gate.bias.fill_(_GATE_BIAS)
+            self.match_weight.fill_(float(self.config.match_scale) / _SCALE_STEP)
+
+    def _init_weights(self, module) -> None:
+        # from_pretrained on a plain GPT-2 folder initialises the layers it does not find: these start as above.
+        if module is getattr(self, "match_gate", None) or module is getattr(self, "match_proj", None):
+            self._init_match()
+            return
+        super()._init_weights(module)
+
+    def relevance(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per row, the gated mean over reply tokens of their best cosine match in the last user turn (0 to 1;
+        0 for a row with no bot cue, no reply or no user turn)."""
+        config = self.config
+        batch, length = input_ids.shape
+        columns = torch.arange(length, device=input_ids.device)[None, :]
+        bot = _last_start(input_ids, config.bot_cue_ids)
+        user = _last_start(input_ids, config.user_cue_ids, before=bot.clamp(min=0))
+        # Left truncation can cut the user cue away: the turn then runs from the first token.
+        user_end = torch.where(user >= 0, user + len(config.user_cue_ids), torch.zeros_like(user))
+        words = ~torch.isin(input_ids, torch.tensor(config.ignored_ids, device=input_ids.device, dtype=input_ids.dtype))
+        if attention_mask is not None:
+            words &= attention_mask.bool()
+        has_bot = (bot >= 0)[:, None]
+        in_reply = words & has_bot & (columns >= (bot + len(config.bot_cue_ids))[:, None])
+        in_turn = words & has_bot & (columns >= user_end[:, None]) & (columns < bot[:, None])
+
+        embedded = self.transformer.wte(input_ids)
+        projected = F.normalize(self.match_proj(embedded), dim=-1)
+        cosine = projected @ projected.transpose(1, 2)  # (B, reply position, turn position)
+        cosine = cosine.masked_fill(~in_turn[:, None, :], -1.0)
+        best = cosine.max(-1).values.clamp(min=0.0)  # no turn token: -1, clamped to 0
+        gate = F.softplus(self.match_gate(embedded)).squeeze(-1) * in_reply
+        has_turn = in_turn.any(-1)
+        return torch.where(has_turn, (gate * best).sum(-1) / gate.sum(-1).clamp(min=1e-6), torch.zeros_like(best[:, 0]))
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        output = super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        if input_ids is None:
+            raise ValueError(f"{type(self).__name__} reads the reply and the question from input_ids")
+        relevance = self.relevance(input_ids, attention_mask).to(output.logits.dtype)
+        output.logits = output.logits + self.match_scale.to(output.logits.dtype) * relevance[:, None]
+        return output
+
+    @property
+    def match_scale(self) -> torch.Tensor:
+        """The relevance term's weight (``match_weight`` × :data:`_SCALE_STEP`)."""
+        return self.match_weight * _SCALE_STEP
+
+
+def context_match_from(base: str, tokenizer, match_scale: float = 1.0) -> ContextMatchForSequenceClassification:
+    """A :class:`ContextMatchForSequenceClassification` with the weights of the GPT-2 folder or name ``base``
+    (a causal LM or a sequence classifier) and a fresh score head and relevance term; ``tokenizer`` gives the
+    cue ids. Raises ``ValueError`` for a base that is no GPT-2."""
+    config = AutoConfig.from_pretrained(base)
+    if config.model_type == MODEL_TYPE:
+        return ContextMatchForSequenceClassification.from_pretrained(base, num_labels=1)
+    if config.model_type != "gpt2":
+        raise ValueError(
+            f"context_match needs a GPT-2 base model, {base!r} is {config.model_type!r}: set context_match: false"
+        )
+    dropped = ("model_type", "architectures", "id2label", "label2id")  # num_labels=1 makes its own labels
+    settings = {k: v for k, v in config.to_dict().items() if k not in dropped}
+    settings.update(num_labels=1, match_scale=match_scale, **cue_ids(tokenizer))
+    return ContextMatchForSequenceClassification.from_pretrained(base, config=ContextMatchConfig(**settings))
+
+
+AutoConfig.register(MODEL_TYPE, ContextMatchConfig)
+AutoModelForSequenceClassification.register(ContextMatchConfig, ContextMatchForSequenceClassification)

@@ -1,0 +1,126 @@
+"""The reward model that reads the context (rlhf.models.context_match) and the preference set that needs it."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rlhf.config import load_config
+from rlhf.data.chat import render_exchange
+from rlhf.models.context_match import ContextMatchForSequenceClassification, context_match_from
+from rlhf.models.policy import PolicyConfig, ensure_policy
+from rlhf.rewards.reward_model import RewardModelScorer
+from rlhf.training.reward_model import RewardModelConfig, load_reward_base, train_reward_model
+
+REPO = Path(__file__).resolve().parents[1]
+CONTEXT_SET = str(REPO / "tests" / "data" / "context_preferences")
+
+
+@pytest.fixture(scope="module")
+def fresh(tiny_policy):
+    """A reward model just built from the tiny policy: relevance term at its starting weights."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_policy.path)
+    return context_match_from(tiny_policy.path, tokenizer).eval(), tokenizer
+
+
+def relevance(model, tokenizer, context, reply) -> float:
+    ids = tokenizer(render_exchange(context, reply), return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return model.relevance(ids).item()
+
+
+def test_a_reply_repeating_the_question_s_words_is_relevant_from_the_start(fresh):
+    model, tokenizer = fresh
+    assert torch.equal(model.match_proj.weight, torch.eye(model.config.n_embd))  # not the GPT-2 init's noise
+    assert model.match_scale.item() == pytest.approx(1.0)
+    # Every token of the reply is in the question: each matches itself with cosine 1, for any projection.
+    assert relevance(model, tokenizer, ["tell me about zebra crossings"], "zebra crossings") == pytest.approx(1.0)
+    on_topic = relevance(model, tokenizer, ["do you like zebra crossings"], "zebra crossings are fine")
+    off_topic = relevance(model, tokenizer, ["do you like zebra crossings"], "my printer is broken")
+    assert on_topic > off_topic
+
+
+def test_only_the_last_user_turn_is_read_and_the_cues_never_match(fresh):
+    model, tokenizer = fresh
+    reply = "zebra crossings"
+    earlier = ["tell me about zebra crossings", "sure", "what is the time"]  # the words sit in an older turn
+    last = ["what is the time", "sure", "tell me about zebra crossings"]
+    assert relevance(model, tokenizer, last, reply) == pytest.approx(1.0)
+    assert relevance(model, tokenizer, earlier, reply) < 0.9
+    # The cue and line-break tokens are in every exchange: they are no words to match.
+    ignored = set(model.config.ignored_ids)
+    assert set(model.config.bot_cue_ids) <= ignored and set(model.config.user_cue_ids) <= ignored
+    # Text that is no exchange (no bot cue) gets no relevance term, so the score is GPT-2's alone.
+    ids = tokenizer("zebra crossings zebra crossings", return_tensors="pt")["input_ids"]
+    assert model.relevance(ids).item() == 0.0
+
+
+def test_padding_does_not_change_a_score(fresh):
+    model, tokenizer = fresh
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    texts = [render_exchange(["tell me about zebra crossings"], "zebra"), render_exchange(["hi"], "hello there friend")]
+    with torch.no_grad():
+        alone = [model(**tokenizer(t, return_tensors="pt")).logits.item() for t in texts]
+        batch = model(**tokenizer(texts, return_tensors="pt", padding=True)).logits[:, 0].tolist()
+    assert batch == pytest.approx(alone, abs=1e-5)
+
+
+def test_a_saved_model_loads_by_the_auto_class_and_scores_alike(fresh, tmp_path):
+    model, tokenizer = fresh
+    with torch.no_grad():
+        model.match_weight.fill_(0.07)  # a trained weight, not the starting one
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert isinstance(loaded, ContextMatchForSequenceClassification)
+    assert loaded.match_scale.item() == pytest.approx(7.0)
+    contexts, replies = [["tell me about zebra crossings"], ["hi"]], ["zebra crossings", "hello"]
+    with torch.no_grad():
+        expected = [
+            model(**tokenizer(render_exchange(c, r), return_tensors="pt")).logits.item()
+            for c, r in zip(contexts, replies, strict=True)
+        ]
+    assert RewardModelScorer(tmp_path, device="cpu")(contexts, replies).tolist() == pytest.approx(expected, abs=1e-5)
+
+
+def test_context_match_false_is_the_plain_gpt2_classifier_and_other_families_are_refused(tiny_policy, tmp_path):
+    plain, _ = load_reward_base(tiny_policy.path, context_match=False)
+    assert type(plain).__name__ == "GPT2ForSequenceClassification"
+    folder = tmp_path / "llama"
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=2)).save_pretrained(folder)  # fmt: skip
+    with pytest.raises(ValueError, match="context_match: false"):
+        context_match_from(str(folder), AutoTokenizer.from_pretrained(tiny_policy.path))
+
+
+@pytest.fixture(scope="module")
+def default_policy(request, tmp_path_factory):
+    """The offline default policy (configs/policy/default.yaml), cached like the tiny one (~80 s to build)."""
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("rlhf-gym-cache") if cache is not None else tmp_path_factory.mktemp("cache")
+    config = load_config(PolicyConfig, REPO / "configs" / "policy" / "default.yaml")
+    return ensure_policy(dataclasses.replace(config, cache_dir=str(folder), device="cpu"))
+
+
+@pytest.mark.slow
+def test_the_default_reward_model_ranks_answers_to_questions_it_never_saw(default_policy, tmp_path):
+    """Issue 11's target: the README's reward-model command with the default backbone, on the context set
+    (train.jsonl to train, test.jsonl on held-out contexts to evaluate), ≥ 0.85 held-out accuracy. Without the
+    relevance term (context_match: false) the same command reaches ~0.58 (docs/BENCHMARKS.md)."""
+    config = load_config(
+        RewardModelConfig,
+        REPO / "configs" / "reward" / "default.yaml",
+        ["--preferences", CONTEXT_SET, "--heldout_preferences", CONTEXT_SET],
+    )
+    config = dataclasses.replace(
+        config, policy=default_policy.path, output_dir=str(tmp_path / "rm"), runs_dir=str(tmp_path / "runs"),
+        cache_dir=str(tmp_path / "cache"), wandb_mode="disabled", device="cpu",
+    )  # fmt: skip
+    report = train_reward_model(config)
+    assert report.heldout_pairs == 302 and report.train_pairs == 1114
+    assert report.pairwise_accuracy >= 0.85
