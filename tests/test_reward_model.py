@@ -295,6 +295,8 @@ def test_preference_pretraining_is_built_once_and_keyed_on_its_inputs(tiny_polic
     assert f"reusing preference-pretrained backbone {backbone}" in capsys.readouterr().out
     other = dataclasses.replace(config, pmp_learning_rate=1e-3)
     assert pmp_dir(other, tiny_policy.path) != backbone
+    # A backbone pretrained with the relevance term is not the plain model's, nor the other way round.
+    assert pmp_dir(dataclasses.replace(config, context_match=not config.context_match), tiny_policy.path) != backbone
     # ...and the reward model's own fingerprint follows them: not reused from the first folder.
     assert not train_reward_model(other).reused
 

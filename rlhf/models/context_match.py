@@ -120,8 +120,7 @@ class ContextMatchForSequenceClassification(GPT2ForSequenceClassification):
         """Per row, the gated mean over reply tokens of their best cosine match in the last user turn (0 to 1;
         0 for a row with no bot cue, no reply or no user turn)."""
         config = self.config
-        batch, length = input_ids.shape
-        columns = torch.arange(length, device=input_ids.device)[None, :]
+        columns = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
         bot = _last_start(input_ids, config.bot_cue_ids)
         user = _last_start(input_ids, config.user_cue_ids, before=bot.clamp(min=0))
         # Left truncation can cut the user cue away: the turn then runs from the first token.

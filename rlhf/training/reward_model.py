@@ -197,7 +197,8 @@ def pmp_dir(config: RewardModelConfig, base: str) -> Path:
     settings = {
         name: getattr(config, name)
         for name in ("pmp_per_context", "pmp_hard_fraction", "pmp_swaps", "pmp_epochs", "pmp_learning_rate",
-                     "pmp_batch_size", "max_length", "seed", "context_heldout_fraction", "context_seed", "tokenizer")
+                     "pmp_batch_size", "max_length", "seed", "context_heldout_fraction", "context_seed", "tokenizer",
+                     "context_match", "match_scale")
     }  # fmt: skip
     key = {"base": artefact_fingerprint(base), "corpus": corpus_fingerprint(), "version": PMP_VERSION, **settings}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
