@@ -380,6 +380,16 @@ def help_text(command: Command) -> str:
     return "\n".join(lines)
 
 
+def print_to_stdout(text: str) -> int:
+    """Print ``text`` and return 0; a reader that closes the pipe early (``rlhf-gym --help | head``) is no error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python's advice (signal docs, "Note on SIGPIPE"): stdout to devnull, so the final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rlhf-gym``; returns the exit status (0, 2 for a user error, 130 for Ctrl-C)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -396,8 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return USAGE_ERROR
         command = COMMANDS[name]
     if "-h" in args or "--help" in args:
-        print(help_text(command))
-        return 0
+        return print_to_stdout(help_text(command))
     try:
         config, extra = parse_command(command, args)
         command.run(config, extra)

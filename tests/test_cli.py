@@ -27,6 +27,20 @@ def test_help_lists_every_field_with_its_default_and_meaning(capsys):
     assert "torch CPU threads for this process" in text  # the field's comment is its meaning
 
 
+def test_help_into_a_pipe_closed_early_is_no_error():
+    """``rlhf-gym --help | head -1``: a reader that has gone is no error (no BrokenPipeError traceback, status 0)."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the help is printed: every write meets a closed pipe
+    code = "import sys; from rlhf.cli import main; sys.exit(main(['ppo', '--help']))"
+    done = subprocess.run([sys.executable, "-c", code], stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    os.close(write_end)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr.decode()
+
+
 def test_a_user_error_is_one_line_and_status_2(tmp_path, capsys):
     bad = tmp_path / "reward.yaml"
     bad.write_text("batch_size: eight\n")
