@@ -86,14 +86,18 @@ def test_a_saved_model_loads_by_the_auto_class_and_scores_alike(fresh, tmp_path)
     assert RewardModelScorer(tmp_path, device="cpu")(contexts, replies).tolist() == pytest.approx(expected, abs=1e-5)
 
 
-def test_context_match_false_is_the_plain_gpt2_classifier_and_other_families_are_refused(tiny_policy, tmp_path):
+def test_context_match_false_is_the_plain_gpt2_classifier_and_other_families_get_it_too(tiny_policy, tmp_path, capsys):
     plain, _ = load_reward_base(tiny_policy.path, context_match=False)
     assert type(plain).__name__ == "GPT2ForSequenceClassification"
     folder = tmp_path / "llama"
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+    LlamaForCausalLM(LlamaConfig(vocab_size=600, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                                  num_attention_heads=2, num_key_value_heads=2)).save_pretrained(folder)  # fmt: skip
+    # The default (context_match: true) on a base of another family: the plain classifier, and a line saying so.
+    model, _ = load_reward_base(str(folder), tiny_policy.path, context_match=True)
+    assert type(model).__name__ == "LlamaForSequenceClassification"
+    assert "the relevance term is built on GPT-2" in capsys.readouterr().out
     with pytest.raises(ValueError, match="context_match: false"):
         context_match_from(str(folder), AutoTokenizer.from_pretrained(tiny_policy.path))
 

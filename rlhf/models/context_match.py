@@ -155,6 +155,16 @@ class ContextMatchForSequenceClassification(GPT2ForSequenceClassification):
         return self.match_weight * _SCALE_STEP
 
 
+def base_family(base: str) -> str:
+    """The ``model_type`` of the model folder or name ``base``."""
+    return AutoConfig.from_pretrained(base).model_type
+
+
+def has_relevance_term(base: str) -> bool:
+    """Whether :func:`context_match_from` builds on ``base``: a GPT-2, or a model of this module's type."""
+    return base_family(base) in ("gpt2", MODEL_TYPE)
+
+
 def context_match_from(base: str, tokenizer, match_scale: float = 1.0) -> ContextMatchForSequenceClassification:
     """A :class:`ContextMatchForSequenceClassification` with the weights of the GPT-2 folder or name ``base``
     (a causal LM or a sequence classifier) and a fresh score head and relevance term; ``tokenizer`` gives the

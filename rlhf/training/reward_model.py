@@ -421,12 +421,16 @@ def load_reward_base(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from rlhf.models.context_match import context_match_from
+    from rlhf.models.context_match import base_family, context_match_from, has_relevance_term
 
     torch.manual_seed(seed)  # the score head is initialised at random
     tokenizer_name = tokenizer_name or base
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_name)
+        if context_match and not has_relevance_term(base):
+            print(f"context_match: the relevance term is built on GPT-2, {base!r} is {base_family(base)!r}: "
+                  "training the plain sequence classifier")  # fmt: skip
+            context_match = False
         if context_match:
             model = context_match_from(base, tokenizer, match_scale)
         else:
