@@ -1,5 +1,6 @@
 """The reward model that reads the context (rlhf.models.context_match) and the preference set that needs it."""
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -52,6 +53,9 @@ def test_only_the_last_user_turn_is_read_and_the_cues_never_match(fresh):
     # The cue and line-break tokens are in every exchange: they are no words to match.
     ignored = set(model.config.ignored_ids)
     assert set(model.config.bot_cue_ids) <= ignored and set(model.config.user_cue_ids) <= ignored
+    # A reply with no word (empty, a space, punctuation) matches nothing: spaces and "?" are in every question.
+    for wordless in ("", "?", " . ! "):
+        assert relevance(model, tokenizer, ["do you like zebra crossings?"], wordless) == 0.0, repr(wordless)
     # Text that is no exchange (no bot cue) gets no relevance term, so the score is GPT-2's alone.
     ids = tokenizer("zebra crossings zebra crossings", return_tensors="pt")["input_ids"]
     assert model.relevance(ids).item() == 0.0
@@ -59,7 +63,8 @@ def test_only_the_last_user_turn_is_read_and_the_cues_never_match(fresh):
 
 def test_padding_does_not_change_a_score(fresh):
     model, tokenizer = fresh
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    # Pad with eos, as reward models of tokenizers without a pad token do: eos is no special case of the masks.
+    tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
     texts = [render_exchange(["tell me about zebra crossings"], "zebra"), render_exchange(["hi"], "hello there friend")]
     with torch.no_grad():
@@ -69,14 +74,18 @@ def test_padding_does_not_change_a_score(fresh):
 
 
 def test_a_saved_model_loads_by_the_auto_class_and_scores_alike(fresh, tmp_path):
-    model, tokenizer = fresh
-    with torch.no_grad():
-        model.match_weight.fill_(0.07)  # a trained weight, not the starting one
+    model, tokenizer = copy.deepcopy(fresh[0]), fresh[1]
+    with torch.no_grad():  # trained values, not the starting ones
+        model.match_weight.fill_(0.07)
+        model.match_proj.weight.add_(0.01 * torch.randn_like(model.match_proj.weight))
+        model.match_gate.weight.normal_()
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     assert isinstance(loaded, ContextMatchForSequenceClassification)
     assert loaded.match_scale.item() == pytest.approx(7.0)
+    saved = model.state_dict()
+    assert all(torch.equal(value, saved[name]) for name, value in loaded.state_dict().items())
     contexts, replies = [["tell me about zebra crossings"], ["hi"]], ["zebra crossings", "hello"]
     with torch.no_grad():
         expected = [
@@ -100,6 +109,18 @@ def test_context_match_false_is_the_plain_gpt2_classifier_and_other_families_get
     assert "the relevance term is built on GPT-2" in capsys.readouterr().out
     with pytest.raises(ValueError, match="context_match: false"):
         context_match_from(str(folder), AutoTokenizer.from_pretrained(tiny_policy.path))
+
+
+def test_a_reward_model_made_by_older_relevance_code_is_not_reused(tiny_policy, tmp_path, monkeypatch):
+    import rlhf.models.context_match as context_match
+    from rlhf.training.reward_model import pmp_dir, reward_model_fingerprint
+
+    config = RewardModelConfig(cache_dir=str(tmp_path))
+    before = reward_model_fingerprint(config, CONTEXT_SET, tiny_policy.path)["fingerprint"]
+    backbone = pmp_dir(config, tiny_policy.path)
+    monkeypatch.setattr(context_match, "VERSION", context_match.VERSION + 1)
+    assert reward_model_fingerprint(config, CONTEXT_SET, tiny_policy.path)["fingerprint"] != before
+    assert pmp_dir(config, tiny_policy.path) != backbone
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,15 @@ a learned square projection and ``g_t = softplus(w · e_t + b)`` a learned per-t
 Everything is trained end to end by the same Bradley-Terry loss (TRL's ``RewardTrainer``).
 
 The turns are found by the chat format's speaker cues (``User:``, ``Bot:``), whose token ids the config
-stores; the cue and line-break tokens themselves never match. A row without a bot cue (cut away by
-left truncation, or text that is no exchange) gets no relevance term.
+stores. Only tokens that hold a letter or a digit take part: the cues, line breaks, spaces and punctuation
+are in every exchange (a reply of nothing but a space or a "?" would otherwise match the question fully).
+A row without a bot cue (text that is no exchange), a reply or a user turn with no such token gets no
+relevance term.
 
-``model_type: rlhf_gpt2_context_match``: importing :mod:`rlhf.models` registers it with ``transformers``'
-auto classes, so ``AutoModelForSequenceClassification.from_pretrained(folder)`` loads a saved one.
+``model_type: rlhf_gpt2_context_match``: importing this module registers it with ``transformers``' auto
+classes, so ``AutoModelForSequenceClassification.from_pretrained(folder)`` loads a saved one. PPO's critic,
+started from a reward-model folder, is read by TRL through ``transformer`` and ``score`` alone: it has no
+relevance term.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, GPT2Con
 from rlhf.data.chat import BOT, USER
 
 MODEL_TYPE = "rlhf_gpt2_context_match"
+# Bump when the term computes something else, so reward models (and pretrained backbones) made by the old code
+# are trained again rather than reused. 2: tokens without a letter or digit (spaces, punctuation) never match.
+VERSION = 2
 _GATE_BIAS = math.log(math.e - 1)  # softplus(_GATE_BIAS) = 1: every reply token weighs the same at the start
 # The relevance term's weight is stored divided by this. Adam's steps are about the learning rate in size
 # whatever the gradient, and the weight must travel from ~1 to ~10 (or to ~0) in a hundred steps where the
@@ -63,7 +70,8 @@ class ContextMatchConfig(GPT2Config):
 
 def cue_ids(tokenizer) -> dict[str, list[int]]:
     """The token ids of ``Bot:`` and ``User:`` as the chat format renders them after a line break, and of the
-    tokens that never count as words (the line break, the cues' own tokens, the special tokens)."""
+    tokens that never count as words: the cues' own, the special tokens, and every token whose text holds no
+    letter or digit (spaces, line breaks, punctuation)."""
 
     def suffix(prefix: str, text: str) -> list[int]:
         head = tokenizer(prefix, add_special_tokens=False)["input_ids"]
@@ -73,7 +81,8 @@ def cue_ids(tokenizer) -> dict[str, list[int]]:
         return full[len(head) :]
 
     bot, user = suffix("hello", f"\n{BOT}:"), suffix("hello", f"\n{USER}:")
-    ignored = set(bot) | set(user) | set(tokenizer.all_special_ids)
+    wordless = {i for i in range(len(tokenizer)) if not any(c.isalnum() for c in tokenizer.decode([i]))}
+    ignored = set(bot) | set(user) | set(tokenizer.all_special_ids) | wordless
     return {"bot_cue_ids": bot, "user_cue_ids": user, "ignored_ids": sorted(ignored)}
 
 
@@ -118,7 +127,7 @@ class ContextMatchForSequenceClassification(GPT2ForSequenceClassification):
 
     def relevance(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Per row, the gated mean over reply tokens of their best cosine match in the last user turn (0 to 1;
-        0 for a row with no bot cue, no reply or no user turn)."""
+        0 for a row with no bot cue, or no word token in the reply or the user turn)."""
         config = self.config
         columns = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
         bot = _last_start(input_ids, config.bot_cue_ids)
@@ -138,13 +147,16 @@ class ContextMatchForSequenceClassification(GPT2ForSequenceClassification):
         cosine = cosine.masked_fill(~in_turn[:, None, :], -1.0)
         best = cosine.max(-1).values.clamp(min=0.0)  # no turn token: -1, clamped to 0
         gate = F.softplus(self.match_gate(embedded)).squeeze(-1) * in_reply
-        has_turn = in_turn.any(-1)
-        return torch.where(has_turn, (gate * best).sum(-1) / gate.sum(-1).clamp(min=1e-6), torch.zeros_like(best[:, 0]))
+        both = in_turn.any(-1) & in_reply.any(-1)
+        return torch.where(both, (gate * best).sum(-1) / gate.sum(-1).clamp(min=1e-6), torch.zeros_like(best[:, 0]))
 
-    def forward(self, input_ids=None, attention_mask=None, **kwargs):
-        output = super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
         if input_ids is None:
             raise ValueError(f"{type(self).__name__} reads the reply and the question from input_ids")
+        if labels is not None:  # GPT-2's loss would be of the score without the term
+            raise ValueError(f"{type(self).__name__} trains on preference pairs (TRL's RewardTrainer), not labels")
+        kwargs["return_dict"] = True
+        output = super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         relevance = self.relevance(input_ids, attention_mask).to(output.logits.dtype)
         output.logits = output.logits + self.match_scale.to(output.logits.dtype) * relevance[:, None]
         return output
@@ -168,7 +180,8 @@ def has_relevance_term(base: str) -> bool:
 def context_match_from(base: str, tokenizer, match_scale: float = 1.0) -> ContextMatchForSequenceClassification:
     """A :class:`ContextMatchForSequenceClassification` with the weights of the GPT-2 folder or name ``base``
     (a causal LM or a sequence classifier) and a fresh score head and relevance term; ``tokenizer`` gives the
-    cue ids. Raises ``ValueError`` for a base that is no GPT-2."""
+    cue ids. A ``base`` that has the term already (a preference-pretrained backbone) loads as it was saved,
+    head, term and cue ids included. Raises ``ValueError`` for a base that is no GPT-2."""
     config = AutoConfig.from_pretrained(base)
     if config.model_type == MODEL_TYPE:
         return ContextMatchForSequenceClassification.from_pretrained(base, num_labels=1)

@@ -200,6 +200,10 @@ def pmp_dir(config: RewardModelConfig, base: str) -> Path:
                      "pmp_batch_size", "max_length", "seed", "context_heldout_fraction", "context_seed", "tokenizer",
                      "context_match", "match_scale")
     }  # fmt: skip
+    if config.context_match:
+        from rlhf.models.context_match import VERSION
+
+        settings["context_match_version"] = VERSION
     key = {"base": artefact_fingerprint(base), "corpus": corpus_fingerprint(), "version": PMP_VERSION, **settings}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(config.cache_dir) / "reward_pmp" / f"pmp-{digest}"
@@ -312,7 +316,7 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     # What makes this model: its config, the preference file (labelled now, or reused) and the base model.
     preferences = label_preferences(config, policy) if config.preferences == SYNTHETIC else config.preferences
     base = policy if config.base_model == POLICY_BACKBONE else config.base_model
-    fingerprint = stage_fingerprint(config, preferences=str(preferences), base_model=base)
+    fingerprint = reward_model_fingerprint(config, str(preferences), base)
     stored_file = output / FINGERPRINT_FILE
     if eval_file.is_file() and stored_file.is_file():
         stored = json.loads(stored_file.read_text())
@@ -376,6 +380,15 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     record.log_samples(_sample_rows(scorer, heldout[:16]), step=steps)
     record.finish(dataclasses.asdict(report))
     return report
+
+
+def reward_model_fingerprint(config: RewardModelConfig, preferences: str, base: str) -> dict[str, Any]:
+    """What makes a reward model: its config, the preference file and the base model, and with ``context_match``
+    the version of the relevance term's code (a model trained by an older one is not reused)."""
+    from rlhf.models.context_match import VERSION
+
+    extra = {"context_match_version": VERSION} if config.context_match else {}
+    return stage_fingerprint(config, preferences=preferences, base_model=base, **extra)
 
 
 def check_training_settings(config: RewardModelConfig) -> None:
