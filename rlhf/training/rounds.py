@@ -77,7 +77,7 @@ def iterated_rlhf(
         files.append(label_preferences(round_reward, policy))  # round 1: the preferences stage's own file
         if k > 1:
             pairs = concatenate(files, Path(reward_config.preferences_dir) / f"rounds-1-to-{k}.jsonl")
-            print(f"[round {k}] reward model trained afresh on {len(files)} rounds of pairs: {pairs}")
+            print(f"[round {k}] reward model from the base model on all {len(files)} rounds of pairs: {pairs}")
             report = train_reward_model(dataclasses.replace(
                 reward_config, preferences=str(pairs), output_dir=f"{reward_config.output_dir}-round{k}",
                 run_name=f"reward_model-round{k}",
