@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +179,9 @@ def test_settings_that_train_nothing_are_refused_before_any_work(tiny_policy, tm
     from rlhf.config import ConfigError
 
     pairs = _pairs(tmp_path / "p.jsonl", 10)
-    for field, value in (("epochs", 0.0), ("learning_rate", -1e-3), ("batch_size", 0), ("max_length", 0)):
+    refused = [("epochs", 0.0), ("learning_rate", -1e-3), ("batch_size", 0), ("max_length", 0)]
+    refused.append(("match_scale", math.nan))  # a NaN weight would make every score NaN
+    for field, value in refused:
         config = tiny_config(tmp_path, tiny_policy.path, preferences=pairs, **{field: value})
         with pytest.raises(ConfigError, match=field):
             train_reward_model(config)

@@ -408,6 +408,8 @@ def check_training_settings(config: RewardModelConfig) -> None:
             f"{config.pmp_epochs}, {config.pmp_learning_rate}, {config.pmp_per_context}, {config.pmp_batch_size}); "
             "pmp: false turns pretraining off"
         )
+    if not math.isfinite(config.match_scale):
+        raise ConfigError(f"match_scale must be a finite number, got {config.match_scale}")
     for name in ("batch_size", "max_length"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
