@@ -38,6 +38,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, GPT2Con
 from rlhf.data.chat import BOT, USER
 
 MODEL_TYPE = "rlhf_gpt2_context_match"
+RELEVANCE_FAMILIES = ("gpt2", MODEL_TYPE)  # the model types context_match_from builds on
 # Bump when the term computes something else, so reward models (and pretrained backbones) made by the old code
 # are trained again rather than reused. 2: tokens without a letter or digit (spaces, punctuation) never match.
 VERSION = 2
@@ -108,7 +109,7 @@ class ContextMatchForSequenceClassification(GPT2ForSequenceClassification):
         super().__init__(config)
         self.match_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.match_gate = nn.Linear(config.n_embd, 1)
-        self.match_weight = nn.Parameter(torch.tensor(float(config.match_scale) / _SCALE_STEP))
+        self.match_weight = nn.Parameter(torch.empty(()))
         self._init_match()
 
     def _init_match(self) -> None:
@@ -172,11 +173,6 @@ def base_family(base: str) -> str:
     return AutoConfig.from_pretrained(base).model_type
 
 
-def has_relevance_term(base: str) -> bool:
-    """Whether :func:`context_match_from` builds on ``base``: a GPT-2, or a model of this module's type."""
-    return base_family(base) in ("gpt2", MODEL_TYPE)
-
-
 def context_match_from(base: str, tokenizer, match_scale: float = 1.0) -> ContextMatchForSequenceClassification:
     """A :class:`ContextMatchForSequenceClassification` with the weights of the GPT-2 folder or name ``base``
     (a causal LM or a sequence classifier) and a fresh score head and relevance term; ``tokenizer`` gives the
@@ -185,7 +181,7 @@ def context_match_from(base: str, tokenizer, match_scale: float = 1.0) -> Contex
     config = AutoConfig.from_pretrained(base)
     if config.model_type == MODEL_TYPE:
         return ContextMatchForSequenceClassification.from_pretrained(base, num_labels=1)
-    if config.model_type != "gpt2":
+    if config.model_type not in RELEVANCE_FAMILIES:
         raise ValueError(
             f"context_match needs a GPT-2 base model, {base!r} is {config.model_type!r}: set context_match: false"
         )

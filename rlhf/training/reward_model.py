@@ -200,10 +200,7 @@ def pmp_dir(config: RewardModelConfig, base: str) -> Path:
                      "pmp_batch_size", "max_length", "seed", "context_heldout_fraction", "context_seed", "tokenizer",
                      "context_match", "match_scale")
     }  # fmt: skip
-    if config.context_match:
-        from rlhf.models.context_match import VERSION
-
-        settings["context_match_version"] = VERSION
+    settings.update(relevance_version(config))
     key = {"base": artefact_fingerprint(base), "corpus": corpus_fingerprint(), "version": PMP_VERSION, **settings}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(config.cache_dir) / "reward_pmp" / f"pmp-{digest}"
@@ -382,13 +379,19 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     return report
 
 
-def reward_model_fingerprint(config: RewardModelConfig, preferences: str, base: str) -> dict[str, Any]:
-    """What makes a reward model: its config, the preference file and the base model, and with ``context_match``
-    the version of the relevance term's code (a model trained by an older one is not reused)."""
+def relevance_version(config: RewardModelConfig) -> dict[str, int]:
+    """With ``context_match``, the version of the relevance term's code: part of the key of every model trained
+    with it (reward models and pretrained backbones), so one made by an older version is not reused."""
+    if not config.context_match:
+        return {}
     from rlhf.models.context_match import VERSION
 
-    extra = {"context_match_version": VERSION} if config.context_match else {}
-    return stage_fingerprint(config, preferences=preferences, base_model=base, **extra)
+    return {"context_match_version": VERSION}
+
+
+def reward_model_fingerprint(config: RewardModelConfig, preferences: str, base: str) -> dict[str, Any]:
+    """What makes a reward model: its config, the preference file, the base model and :func:`relevance_version`."""
+    return stage_fingerprint(config, preferences=preferences, base_model=base, **relevance_version(config))
 
 
 def check_training_settings(config: RewardModelConfig) -> None:
@@ -436,14 +439,15 @@ def load_reward_base(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from rlhf.models.context_match import base_family, context_match_from, has_relevance_term
+    from rlhf.models.context_match import RELEVANCE_FAMILIES, base_family, context_match_from
 
     torch.manual_seed(seed)  # the score head is initialised at random
     tokenizer_name = tokenizer_name or base
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_name)
-        if context_match and not has_relevance_term(base):
-            print(f"context_match: the relevance term is built on GPT-2, {base!r} is {base_family(base)!r}: "
+        family = base_family(base) if context_match else None
+        if context_match and family not in RELEVANCE_FAMILIES:
+            print(f"context_match: the relevance term is built on GPT-2, {base!r} is {family!r}: "
                   "training the plain sequence classifier")  # fmt: skip
             context_match = False
         if context_match:
