@@ -110,7 +110,7 @@ if __name__ == "__main__":
     held = held[:n_contexts] if n_contexts else held
     contexts = [c.turns for c in held for _ in range(2)]
     answers = [(c.continuation,) for c in held for _ in range(2)]
-    vocabulary = corpus_vocabulary(config.heldout_fraction, config.seed)
+    vocabulary = corpus_vocabulary(config.heldout_fraction, config.seed, alice=config.pretrain_alice)
     topics = topic_vocabularies(train_idx)
     subjects = [topics.get(c.dialogue_id.split("/")[0], set()) for c in held for _ in range(2)]
     print(

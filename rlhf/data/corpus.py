@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from rlhf.data.alice import alice_dialogues
 from rlhf.data.chat import clean_turn, words
 
 
@@ -79,6 +81,13 @@ def corpus_fingerprint() -> str:
         h.update(did.encode())
         h.update("\x00".join(turns).encode())
     return h.hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def corpus_turn_keys() -> frozenset[str]:
+    """The normalised text (lower-cased words) of every turn of every corpus dialogue, either side of any split:
+    extra pretraining text whose turns are in it is dropped."""
+    return frozenset(" ".join(words(t)) for d in load_dialogues() for t in d)
 
 
 def split_indices(n: int, heldout_fraction: float, seed: int, what: str = "items") -> tuple[list[int], list[int]]:
@@ -177,3 +186,33 @@ def bot_turns() -> list[str]:
         for t in d[1::2]:
             seen.setdefault(t, None)
     return list(seen)
+
+
+def cap_repeats(items: Sequence, max_repeats: int) -> list:
+    """``items`` in order, each distinct one kept at most ``max_repeats`` times (0: all kept)."""
+    if max_repeats < 0:
+        raise ValueError(f"max_repeats must be 0 (no cap) or more, got {max_repeats}")
+    seen: Counter = Counter()
+    out = []
+    for item in items:
+        seen[item] += 1
+        if not max_repeats or seen[item] <= max_repeats:
+            out.append(item)
+    return out
+
+
+def pretraining_extra(alice: bool = False) -> list[tuple[str, ...]]:
+    """Pretraining dialogues from beyond the corpus: ALICE's question-answer pairs (:mod:`rlhf.data.alice`)
+    when ``alice``, none of them sharing a turn's text with any corpus dialogue, so none with a held-out context."""
+    return list(alice_dialogues(corpus_turn_keys())) if alice else []
+
+
+def pretraining_dialogues(
+    heldout_fraction: float = 0.1, seed: int = 0, max_repeats: int = 0, alice: bool = False
+) -> list[tuple[str, ...]]:
+    """What the default policy pretrains on: the corpus dialogues on the training side of
+    :func:`split_dialogues` (each at most ``max_repeats`` times, 0: as often as the corpus has it), then
+    :func:`pretraining_extra`."""
+    dialogues = load_dialogues()
+    train = cap_repeats([dialogues[i] for i in split_dialogues(heldout_fraction, seed)[0]], max_repeats)
+    return train + pretraining_extra(alice)

@@ -27,8 +27,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from rlhf.data.alice import alice_fingerprint
 from rlhf.data.chat import parse_reply, render_dialogue, render_prompt
-from rlhf.data.corpus import corpus_fingerprint, load_dialogues, split_dialogues
+from rlhf.data.corpus import (
+    cap_repeats,  # noqa: F401 (part of this module's interface before it moved)
+    corpus_fingerprint,
+    load_dialogues,
+    pretraining_dialogues,
+    pretraining_extra,
+    split_dialogues,
+)
 
 DEFAULT_POLICY = "default"
 EOS = "<|endoftext|>"
@@ -53,6 +61,10 @@ class PolicyConfig:
     # The corpus repeats its tech-support dialogues (one 121 times), which taught the policy to answer
     # everything with a tech-support line.
     max_repeats: int = 0
+    # ALICE's plain question-answer pairs (pip install 'rlhf-gym[alice]'; rlhf/data/alice.py) join the
+    # pretraining text. Off: at the default size it cuts held-out word perplexity ~10x but samples more
+    # spelled non-words at PPO's temperature (docs/BENCHMARKS.md, "ALICE's AIML as extra pretraining text").
+    pretrain_alice: bool = False
     # Architecture and training of the offline default (ignored for a named or local model).
     # "word": one token per corpus word or punctuation mark (other text spelled in bytes), so a sampled
     # token is a real word; "bpe": byte-level BPE pieces, which an undertrained model strings into
@@ -104,6 +116,8 @@ def cache_key(config: PolicyConfig) -> str:
     for irrelevant in ("policy", "cache_dir", "device", "num_samples"):
         fields.pop(irrelevant)
     fields["corpus"] = corpus_fingerprint()
+    if fields.pop("pretrain_alice"):  # popped when off: caches built before the field are still found
+        fields["alice"] = alice_fingerprint(pretraining_extra(alice=True))
     fields["recipe"] = RECIPE_VERSION
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -164,19 +178,6 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int, kind: str = WORD):
         raise ValueError(f"tokenizer must be {WORD!r} or {BPE!r}, got {kind!r}")
     specials = dict(bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=PAD)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **specials)
-
-
-def cap_repeats(items: Sequence, max_repeats: int) -> list:
-    """``items`` in order, each distinct one kept at most ``max_repeats`` times (0: all kept)."""
-    if max_repeats < 0:
-        raise ValueError(f"max_repeats must be 0 (no cap) or more, got {max_repeats}")
-    seen: Counter = Counter()
-    out = []
-    for item in items:
-        seen[item] += 1
-        if not max_repeats or seen[item] <= max_repeats:
-            out.append(item)
-    return out
 
 
 def byte_spellings(tokenizer) -> dict[int, list[int]]:
@@ -271,10 +272,10 @@ def build_default_policy(config: PolicyConfig, target: Path) -> PolicyReport:
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    dialogues = load_dialogues()
-    train_idx, heldout_idx = split_dialogues(config.heldout_fraction, config.seed)
-    train_dialogues = cap_repeats([dialogues[i] for i in train_idx], config.max_repeats)
-    heldout_dialogues = [dialogues[i] for i in heldout_idx]
+    train_dialogues = pretraining_dialogues(
+        config.heldout_fraction, config.seed, max_repeats=config.max_repeats, alice=config.pretrain_alice
+    )
+    heldout_dialogues = [load_dialogues()[i] for i in split_dialogues(config.heldout_fraction, config.seed)[1]]
 
     tokenizer = train_tokenizer([render_dialogue(d) for d in train_dialogues], config.vocab_size, config.tokenizer)
     # Training reads whole dialogues packed into blocks; evaluation reads each held-out dialogue alone.

@@ -42,13 +42,12 @@ def distinct_n(replies: Sequence[str], n: int) -> float:
 
 
 @lru_cache(maxsize=4)
-def corpus_vocabulary(heldout_fraction: float = 0.1, seed: int = 0) -> frozenset[str]:
-    """Every word (:func:`rlhf.data.chat.words`) of the corpus dialogues the default policy trains on."""
-    from rlhf.data.corpus import load_dialogues, split_dialogues
+def corpus_vocabulary(heldout_fraction: float = 0.1, seed: int = 0, alice: bool = False) -> frozenset[str]:
+    """Every word (:func:`rlhf.data.chat.words`) of the dialogues the default policy pretrains on
+    (:func:`rlhf.data.corpus.pretraining_dialogues`)."""
+    from rlhf.data.corpus import pretraining_dialogues
 
-    dialogues = load_dialogues()
-    train = split_dialogues(heldout_fraction, seed)[0]
-    return frozenset(w for i in train for turn in dialogues[i] for w in words(turn))
+    return frozenset(w for d in pretraining_dialogues(heldout_fraction, seed, alice=alice) for t in d for w in words(t))
 
 
 def word_rate(replies: Sequence[str], vocabulary: Collection[str]) -> float:
