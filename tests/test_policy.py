@@ -20,6 +20,7 @@ from rlhf.models.policy import (
     load_policy,
     pack_blocks,
     spell_some,
+    spelling_escapes,
     train_tokenizer,
 )
 
@@ -119,3 +120,30 @@ def test_spelling_words_in_bytes_keeps_the_text_and_practises_the_bytes():
     assert words_in > 50 and 0 < added < sum(map(len, spell_some(ids, spelling, 1.0, random.Random(0))))
     assert not any(t in spelling for s in spell_some(ids, spelling, 1.0, random.Random(0)) for t in s)
     assert spell_some(ids, spelling, 0.0, random.Random(0)) == ids
+
+
+def test_a_word_policy_never_samples_a_word_spelled_in_bytes(tmp_path):
+    """The word tokenizer spells words outside its vocabulary in bytes, opened by a lone space: one token that
+    holds the mass of every such word, which sampling took and strung into non-words ("Tattinerig"). The
+    built policy keeps the bytes for scoring text but suppresses them in every ``generate`` call."""
+    config = PolicyConfig(
+        cache_dir=str(tmp_path), device="cpu", pretrain_alice=False, vocab_size=400, n_layer=1, n_head=2, n_embd=32,
+        epochs=1, spell_rate=0.5, batch_size=32,
+    )  # fmt: skip
+    model, tokenizer = load_policy(ensure_policy(config).path, device="cpu")
+    escapes = set(model.generation_config.suppress_tokens)
+    assert escapes == set(spelling_escapes(tokenizer))
+    vocab = tokenizer.get_vocab()
+    assert {vocab["\u0120"], vocab["a"], vocab["Z"], vocab["7"]} <= escapes  # the lone space, letters, digits
+    kept = {EOS, PAD, "\u010a", ".", "?", ",", "'"}  # the eos, the newline between turns, punctuation
+    assert not escapes & {vocab[t] for t in kept if t in vocab}
+    prompt = tokenizer(["User: What is your name?\nBot:"] * 16, return_tensors="pt")
+
+    def sampled() -> set[int]:
+        torch.manual_seed(0)
+        out = model.generate(**prompt, do_sample=True, max_new_tokens=24, top_k=0, pad_token_id=tokenizer.pad_token_id)
+        return set(out[:, prompt["input_ids"].shape[1] :].flatten().tolist())
+
+    assert not sampled() & escapes
+    model.generation_config.suppress_tokens = None  # what the policy sampled before: spelled words
+    assert sampled() & escapes

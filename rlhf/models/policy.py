@@ -45,8 +45,9 @@ WORD, BPE = "word", "bpe"
 # Bump when the training recipe changes, so old caches are not reused for new code.
 # 2: pre-trains on the training side of the split by opening text; 3: word-level tokenizer by default;
 # 4: 10 % of training words spelled in bytes (spell_rate), so held-out words outside the vocabulary are
-# no longer near-impossible (held-out word perplexity 37,049 against 3.7e10).
-RECIPE_VERSION = 4
+# no longer near-impossible (held-out word perplexity 37,049 against 3.7e10); 5: spelling is never sampled
+# (generation_config.suppress_tokens, see spelling_escapes).
+RECIPE_VERSION = 5
 
 
 @dataclass
@@ -191,6 +192,31 @@ def byte_spellings(tokenizer) -> dict[int, list[int]]:
     }
 
 
+def byte_of_symbol() -> dict[str, int]:
+    """``{symbol: byte}`` of GPT-2's byte-level alphabet (printable bytes stand for themselves, the rest
+    for characters from U+0100 on: the space is ``"Ġ"``, the newline ``"Ċ"``)."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    others = [b for b in range(256) if b not in printable]
+    return {chr(b): b for b in printable} | {chr(256 + n): b for n, b in enumerate(others)}
+
+
+def spelling_escapes(tokenizer) -> list[int]:
+    """Ids of the byte tokens that words outside the vocabulary are spelled with: the lone space that opens
+    such a word, the ASCII letters and digits, and the bytes of non-ASCII characters.
+
+    A word-level tokenizer spells every word outside its vocabulary as a space followed by its bytes, so
+    the lone space carries the probability of *all* such words at once: at a reply's first word, where no
+    single known word is likely, sampling takes it, and the small model strings bytes into non-words
+    ("Tattinerig"). Every word the tokenizer knows is one token, so a lone letter only ever spells. The
+    policy keeps spelling for scoring text (the perplexity of unseen words) but never samples it: these
+    ids go into its ``generation_config.suppress_tokens``, which every ``generate`` call applies (ours,
+    the chat's, and TRL's PPO and GRPO, whose own generation configs leave it unset).
+    """
+    spelled = {b for b in range(256) if b == 0x20 or b >= 0x80 or chr(b).isascii() and chr(b).isalnum()}
+    vocab = tokenizer.get_vocab()
+    return sorted(vocab[s] for s, b in byte_of_symbol().items() if b in spelled and s in vocab)
+
+
 def spell_some(
     sequences: list[list[int]], spelling: dict[int, list[int]], rate: float, rng: random.Random
 ) -> list[list[int]]:
@@ -330,6 +356,8 @@ def build_default_policy(config: PolicyConfig, target: Path) -> PolicyReport:
         train_seconds=round(time.time() - started, 1),
         reused=False,
     )
+    if config.tokenizer == WORD:
+        model.generation_config.suppress_tokens = spelling_escapes(tokenizer)
     save_pretrained_atomically(
         model,
         tokenizer,
