@@ -16,10 +16,12 @@ import pytest  # noqa: E402
 from rlhf.models.policy import PolicyConfig, ensure_policy  # noqa: E402
 
 # BPE, the old default: these tests exercise the toolkit with any tokenizer, and at this size a word vocabulary
-# would hold too few words (test_policy.py tests the word tokenizer itself).
+# would hold too few words (test_policy.py tests the word tokenizer itself). Corpus text only, batches of 32:
+# ALICE's pairs and the default's small batches would triple the build for nothing the tests look at.
 TINY_POLICY = dict(
-    tokenizer="bpe", vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=128, epochs=3, batch_size=32
-)
+    tokenizer="bpe", vocab_size=512, n_layer=2, n_head=2, n_embd=64, n_positions=128, epochs=3, batch_size=32,
+    pretrain_alice=False, max_repeats=0, spell_rate=0.1, learning_rate=2e-3,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

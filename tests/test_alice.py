@@ -59,5 +59,5 @@ def test_pretraining_text_holds_no_turn_of_a_held_out_context():
 
 
 def test_the_policy_cache_key_covers_the_extra_text():
-    with_alice, without = PolicyConfig(pretrain_alice=True), PolicyConfig()
+    with_alice, without = PolicyConfig(), PolicyConfig(pretrain_alice=False)
     assert default_policy_dir(with_alice) != default_policy_dir(without)

@@ -7,7 +7,7 @@ plain ones are kept: a pattern without wildcards or a ``<that>`` condition, and 
 (no ``<srai>`` redirection, no variables). The yes/no files (``mp*.aiml``, about 48,000 one-word
 answers from Mindpixel) are left out.
 
-These pairs join the default policy's pretraining text when ``pretrain_alice: true`` (off by
+These pairs join the default policy's pretraining text when ``pretrain_alice: true`` (the
 default). Prompts, held-out contexts, candidate replies and the user simulator stay chatterbot-corpus's,
 and a pair whose question has the text of any chatterbot-corpus turn is dropped, so no held-out context
 is ever pretrained on.
@@ -37,7 +37,7 @@ def alice_dir() -> Path:
     """Folder of ALICE's AIML files inside the installed ``aiml`` package (found without importing it)."""
     spec = find_spec("aiml")
     if spec is None or not spec.origin:
-        raise RuntimeError("pretrain_alice needs the aiml package: pip install 'rlhf-gym[alice]' (or pip install aiml)")
+        raise RuntimeError("pretrain_alice needs the aiml package, a dependency of rlhf-gym: pip install aiml")
     folder = Path(spec.origin).parent / "botdata" / "alice"
     if not folder.is_dir():
         raise RuntimeError(f"no AIML files under {folder}: is the aiml package installed intact?")

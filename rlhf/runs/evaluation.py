@@ -69,7 +69,8 @@ def evaluate_replies(
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Metrics of ``replies`` to ``contexts`` and one sample row per pair (context, reply, rewards).
 
-    ``eval/word_rate`` counts words found in ``vocabulary`` (default: :func:`corpus_vocabulary`).
+    ``eval/word_rate`` counts words found in ``vocabulary`` (default: every word of the default policy's
+    pretraining text, chatterbot-corpus's training side and ALICE's pairs: :func:`corpus_vocabulary`).
     """
     env_scores = score_checked(reward, contexts, replies)
     gold_scores = score_checked(gold, contexts, replies) if gold is not None else None
@@ -78,7 +79,7 @@ def evaluate_replies(
         REPLY_LENGTH: float(np.mean([len(words(r)) for r in replies])),
         DISTINCT_1: distinct_n(replies, 1),
         DISTINCT_2: distinct_n(replies, 2),
-        WORD_RATE: word_rate(replies, corpus_vocabulary() if vocabulary is None else vocabulary),
+        WORD_RATE: word_rate(replies, corpus_vocabulary(alice=True) if vocabulary is None else vocabulary),
     }
     if gold_scores is not None:
         metrics[GOLD_REWARD] = float(gold_scores.mean())
