@@ -30,7 +30,7 @@ class ChatConfig:
     reward_model: str | None = None  # a reward-model folder: each reply's learned reward is shown
     gold: str | None = "default"  # the gold scorer shown beside each reply; None: no gold score
     max_new_tokens: int = 32
-    temperature: float = 0.7  # 0: greedy
+    temperature: float = 0.5  # 0: greedy; PPO's default temperature, at which the small default policy is fluent
     seed: int = 0  # each turn samples with seed + turn number, so a session replays the same
     device: str = "auto"
     width: int = 0  # columns of the side-by-side view; 0: the terminal's width

@@ -44,7 +44,7 @@ def policy_stage(config: PolicyConfig) -> str:
         )
     model, tokenizer = load_policy(path, device=config.device)
     contexts = corpus_contexts("heldout", config.heldout_fraction, config.seed)[: config.num_samples]
-    replies = generate_replies(model, tokenizer, [c.turns for c in contexts], temperature=0.7, seed=config.seed)
+    replies = generate_replies(model, tokenizer, [c.turns for c in contexts], temperature=0.5, seed=config.seed)
     print("\nsample dialogues (held-out contexts):")
     for context, (reply,) in zip(contexts, replies, strict=True):
         print(f"  User: {context.turns[-1]}\n  Bot:  {reply}\n")
