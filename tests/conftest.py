@@ -1,5 +1,6 @@
 """Shared fixtures: no network, no wandb server, and one tiny policy built once per test session."""
 
+import dataclasses
 import os
 import textwrap
 from pathlib import Path
@@ -40,6 +41,17 @@ def tiny_policy_config(request, tmp_path_factory) -> PolicyConfig:
 def tiny_policy(tiny_policy_config):
     """The tiny policy's report (``.path`` is its folder), built once for the whole session."""
     return ensure_policy(tiny_policy_config)
+
+
+@pytest.fixture(scope="session")
+def default_policy(request, tmp_path_factory):
+    """The offline default policy (configs/policy/default.yaml), cached like the tiny one (~210 s to build)."""
+    from rlhf.config import load_config
+
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("rlhf-gym-cache") if cache is not None else tmp_path_factory.mktemp("cache")
+    config = load_config(PolicyConfig, Path(__file__).resolve().parents[1] / "configs" / "policy" / "default.yaml")
+    return ensure_policy(dataclasses.replace(config, cache_dir=str(folder), device="cpu"))
 
 
 @pytest.fixture(scope="session")

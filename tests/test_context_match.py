@@ -11,7 +11,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from rlhf.config import load_config
 from rlhf.data.chat import render_exchange
 from rlhf.models.context_match import ContextMatchForSequenceClassification, context_match_from
-from rlhf.models.policy import PolicyConfig, ensure_policy
 from rlhf.rewards.reward_model import RewardModelScorer
 from rlhf.training.reward_model import RewardModelConfig, load_reward_base, train_reward_model
 
@@ -121,15 +120,6 @@ def test_a_reward_model_made_by_older_relevance_code_is_not_reused(tiny_policy, 
     monkeypatch.setattr(context_match, "VERSION", context_match.VERSION + 1)
     assert reward_model_fingerprint(config, CONTEXT_SET, tiny_policy.path)["fingerprint"] != before
     assert pmp_dir(config, tiny_policy.path) != backbone
-
-
-@pytest.fixture(scope="module")
-def default_policy(request, tmp_path_factory):
-    """The offline default policy (configs/policy/default.yaml), cached like the tiny one (~210 s to build)."""
-    cache = getattr(request.config, "cache", None)
-    folder = cache.mkdir("rlhf-gym-cache") if cache is not None else tmp_path_factory.mktemp("cache")
-    config = load_config(PolicyConfig, REPO / "configs" / "policy" / "default.yaml")
-    return ensure_policy(dataclasses.replace(config, cache_dir=str(folder), device="cpu"))
 
 
 @pytest.mark.slow

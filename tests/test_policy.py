@@ -122,22 +122,28 @@ def test_spelling_words_in_bytes_keeps_the_text_and_practises_the_bytes():
     assert spell_some(ids, spelling, 0.0, random.Random(0)) == ids
 
 
-def test_a_word_policy_never_samples_a_word_spelled_in_bytes(tmp_path):
+def test_spelling_escapes_are_the_bytes_that_spell_a_word_and_nothing_else():
+    tokenizer = train_tokenizer([render_dialogue(d) for d in load_dialogues()[:300]], 600, kind="word")
+    vocab = tokenizer.get_vocab()
+    escapes = set(spelling_escapes(tokenizer))
+    # the lone space that opens a spelled word, letters, digits, a byte of a non-ASCII character ("é" is c3 a9)
+    assert {vocab[t] for t in ("\u0120", "a", "Z", "7", "\u00c3")} <= escapes
+    # the eos, the newline between turns, punctuation, and every whole word stay
+    kept = {EOS, PAD, "\u010a", ".", "?", ",", "'", "\u0120the", "\u0120I"}
+    assert not escapes & {vocab[t] for t in kept}
+    assert all(len(t) == 1 for t, i in vocab.items() if i in escapes)
+
+
+@pytest.mark.slow
+def test_the_default_policy_never_samples_a_word_spelled_in_bytes(default_policy):
     """The word tokenizer spells words outside its vocabulary in bytes, opened by a lone space: one token that
     holds the mass of every such word, which sampling took and strung into non-words ("Tattinerig"). The
     built policy keeps the bytes for scoring text but suppresses them in every ``generate`` call."""
-    config = PolicyConfig(
-        cache_dir=str(tmp_path), device="cpu", pretrain_alice=False, vocab_size=400, n_layer=1, n_head=2, n_embd=32,
-        epochs=1, spell_rate=0.5, batch_size=32,
-    )  # fmt: skip
-    model, tokenizer = load_policy(ensure_policy(config).path, device="cpu")
-    escapes = set(model.generation_config.suppress_tokens)
-    assert escapes == set(spelling_escapes(tokenizer))
-    vocab = tokenizer.get_vocab()
-    assert {vocab["\u0120"], vocab["a"], vocab["Z"], vocab["7"]} <= escapes  # the lone space, letters, digits
-    kept = {EOS, PAD, "\u010a", ".", "?", ",", "'"}  # the eos, the newline between turns, punctuation
-    assert not escapes & {vocab[t] for t in kept if t in vocab}
-    prompt = tokenizer(["User: What is your name?\nBot:"] * 16, return_tensors="pt")
+    model, tokenizer = load_policy(default_policy.path, device="cpu")
+    escapes = set(spelling_escapes(tokenizer))
+    assert set(model.generation_config.suppress_tokens) == escapes
+    turns = ["User: What is your name?\nBot:", "User: Do you like zeppelins?\nBot:"]
+    prompt = tokenizer(turns * 16, return_tensors="pt", padding=True)
 
     def sampled() -> set[int]:
         torch.manual_seed(0)
