@@ -129,6 +129,9 @@ def policy_config_of(config: OnlineConfig | Any) -> PolicyConfig:
 
 def check_online(config: OnlineConfig) -> None:
     """Errors naming the config field, before any model is loaded."""
+    from rlhf.envs.registration import resolve_env_id
+
+    resolve_env_id(config.env_id)  # an unknown env is named before the policy is built (minutes for the default)
     if config.lr_scheduler_type not in ("linear", "constant"):
         raise ValueError(f"lr_scheduler_type must be 'linear' or 'constant', got {config.lr_scheduler_type!r}")
     for name in ("total_episodes", "batch_size", "response_length", "eval_steps", "save_steps", "eval_contexts"):

@@ -355,6 +355,7 @@ class _Run:
 
 
 def _check(config: PPOConfig, processes: int = 1) -> None:
+    resolve_env_id(config.env_id)  # an unknown env is named before the policy is built (minutes for the default)
     if config.model_dtype not in MODEL_DTYPES:
         raise ValueError(f"model_dtype must be one of {MODEL_DTYPES}, got {config.model_dtype!r}")
     if not config.learning_rate > 0:
