@@ -18,6 +18,7 @@ from rlhf.models.policy import (
     ensure_policy,
     generate_replies,
     load_policy,
+    mask_spelling,
     pack_blocks,
     spell_some,
     spelling_escapes,
@@ -153,3 +154,33 @@ def test_the_default_policy_never_samples_a_word_spelled_in_bytes(default_policy
     assert not sampled() & escapes
     model.generation_config.suppress_tokens = None  # what the policy sampled before: spelled words
     assert sampled() & escapes
+
+
+@pytest.mark.slow
+def test_generation_scores_and_forward_passes_agree_once_spelling_is_masked(default_policy):
+    """TRL's PPO takes a rollout's log-probabilities from the generation scores (suppressed tokens removed) and
+    the training and reference ones from forward passes: they must be one distribution, or PPO's first ratio is
+    not 1 (it was ~0.82 at temperature 0.5, a third of the tokens clipped) and its KL is off by ~2 nats a reply."""
+    from transformers import GenerationConfig
+    from trl.experimental.ppo.ppo_trainer import batch_generation, forward
+
+    model, tokenizer = load_policy(default_policy.path, device="cpu")
+    turns = ["User: What is your name?\nBot:", "User: Do you like zeppelins?\nBot:"]
+    queries = tokenizer(turns * 8, return_tensors="pt", padding=True)["input_ids"]
+    pad, t = tokenizer.pad_token_id, 0.5
+
+    def gap() -> float:
+        torch.manual_seed(0)
+        config = GenerationConfig(max_new_tokens=12, temperature=t, top_k=0, top_p=1.0, do_sample=True)
+        responses, scores = batch_generation(model, queries, 16, pad, config)
+        width = queries.shape[1]
+        # as TRL reads them: the scores are tempered already, the forward pass's logits are divided by t
+        rollout = torch.log_softmax(scores, -1).gather(-1, responses[:, width:, None]).squeeze(-1)
+        logits = forward(model, responses, pad).logits[:, width - 1 : -1] / t
+        trained = torch.log_softmax(logits, -1).gather(-1, responses[:, width:, None]).squeeze(-1)
+        kept = responses[:, width:] != pad
+        return float((rollout - trained)[kept].abs().max())
+
+    assert gap() > 0.05  # suppressed in generate alone: the scores renormalise, the forward pass does not
+    mask_spelling(model)
+    assert gap() < 1e-4

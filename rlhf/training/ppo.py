@@ -64,6 +64,7 @@ from rlhf.models.policy import (
     PolicyConfig,
     context_window,
     load_policy,
+    mask_spelling,
     policy_path,
     resolve_device,
     save_pretrained_atomically,
@@ -417,6 +418,7 @@ def build_models(
     source = policy_path(_policy_config(config))
     policy, tokenizer = load_policy(str(checkpoint / "policy") if checkpoint and not config.use_peft else source,
                                     device=str(device), dtype=dtype)  # fmt: skip
+    mask_spelling(policy)  # sampling and TRL's log-probabilities see one distribution
     ref = None
     if config.use_peft:
         from peft import LoraConfig, PeftModel, get_peft_model
@@ -429,6 +431,7 @@ def build_models(
             policy = get_peft_model(policy, lora)
     else:
         ref, _ = load_policy(reference_path(config), device=str(device), dtype=dtype)
+        mask_spelling(ref)
         ref.eval().requires_grad_(False)
     value = _value_model(config, env, tokenizer, source, checkpoint, dtype).to(device)
     return PPOModels(policy, ref, value, tokenizer, source)
