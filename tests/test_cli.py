@@ -53,7 +53,7 @@ def test_a_user_error_is_one_line_and_status_2(tmp_path, capsys):
         main(["reward-model", "--config", str(bad), "--debug"])
     assert main(["label", "--count", "ten"]) == 2 and "--count" in capsys.readouterr().err
     assert main(["label", "--count", "-3"]) == 2 and "got '-3'" in capsys.readouterr().err
-    for method in ("ppo", "grpo"):  # refused before the default policy is built (~4 minutes, into ./artifacts)
+    for method in ("ppo", "grpo", "dpo"):  # refused before the default policy is built (~4 minutes, into ./artifacts)
         cache = tmp_path / method / "cache"
         assert main([method, "--env_id", "rlhf/Nope-v0", "--runs_dir", str(tmp_path), "--policy_kwargs",
                      json.dumps({"cache_dir": str(cache)})]) == 2  # fmt: skip

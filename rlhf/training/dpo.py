@@ -22,6 +22,7 @@ from typing import Any
 
 from rlhf.config import load_config
 from rlhf.data.chat import render_prompt
+from rlhf.envs.registration import resolve_env_id
 from rlhf.models.policy import context_window, policy_path
 from rlhf.runs.records import RunRecord, RunSettings, marks_failure
 from rlhf.training.checkpoints import trim_record
@@ -136,6 +137,7 @@ def train_dpo(config: DPOConfig) -> PolicyRunResult:
     from trl import DPOTrainer
 
     started = time.time()
+    resolve_env_id(config.env_id)  # an unknown env is named before the policy is built (minutes for the default)
     for name in ("batch_size", "eval_steps", "save_steps", "eval_contexts", "response_length"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
