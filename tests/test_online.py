@@ -155,3 +155,36 @@ def test_a_run_whose_reward_breaks_mid_training_is_marked_failed(tmp_path, tiny_
         train_grpo(config)
     info = read_run(tmp_path / "runs" / "tiny" / "grpo")["info"]
     assert info["status"] == "failed" and "reward server went away" in info["status_reason"]
+
+
+@pytest.mark.slow
+def test_suppressed_tokens_are_masked_in_the_policy_and_in_trls_reference(tmp_path, tiny_policy, monkeypatch):
+    """The policy samples with its ``suppress_tokens``; TRL computes GRPO's log-probabilities (policy and the
+    reference it loads itself) by forward passes, which must give those tokens no probability either."""
+    import torch
+    import trl
+    from transformers import GenerationConfig
+
+    folder = tmp_path / "policy"
+    shutil.copytree(tiny_policy.path, folder)
+    generation = GenerationConfig.from_pretrained(folder)
+    generation.suppress_tokens = suppressed = [5, 6, 7]
+    generation.save_pretrained(folder)
+    trainers = []
+
+    class Recorded(trl.GRPOTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            trainers.append(self)
+
+    monkeypatch.setattr(trl, "GRPOTrainer", Recorded)
+    config = dataclasses.replace(
+        load_config(GRPOConfig, "configs/grpo/tiny.yaml"), policy=str(folder), runs_dir=str(tmp_path / "runs"),
+        wandb_mode="disabled", env_id=WORDY_ENV, env_kwargs={}, total_episodes=8, batch_size=8, num_generations=4,
+    )  # fmt: skip
+    assert train_grpo(config).finished
+    (trainer,) = trainers
+    ids = torch.tensor([[1, 2, 3, 4]])
+    for model in (trainer.model, trainer.ref_model):
+        logits = model(ids.to(model.device)).logits
+        assert (logits[..., suppressed] <= -1e3).all() and (logits[..., 8:] > -1e3).all()

@@ -34,7 +34,7 @@ import numpy as np
 
 from rlhf.data.chat import parse_reply, render_prompt
 from rlhf.data.corpus import turns_of
-from rlhf.models.policy import PolicyConfig, context_window, policy_path
+from rlhf.models.policy import PolicyConfig, context_window, mask_spelling, policy_path
 from rlhf.rewards.trl_adapter import batched_reward_of
 from rlhf.runs.records import RunRecord, RunSettings, marks_failure
 from rlhf.training.checkpoints import trim_record
@@ -181,6 +181,8 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
                          f"({config.num_generations} x {processes}): each process samples whole groups")  # fmt: skip
 
     env, device, policy, ref, tokenizer = start_policy_run(config, source)
+    for model in (policy, ref):  # sampling, training and KL see one distribution (mask_spelling, as for PPO)
+        mask_spelling(model)
     on_cuda = device.type == "cuda"
     contexts, _ = fit_prompts(tokenizer, env.unwrapped.contexts, context_window(policy) - config.response_length)
     prompts_per_update = config.batch_size // config.num_generations
@@ -244,6 +246,8 @@ def train_online(config: OnlineConfig, algo: str, trainer_cls: type, trl_args_cl
     trainer = trainer_cls(model=policy, reward_funcs=[reward], args=args, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[callback])  # fmt: skip
     trainer.remove_callback(PrinterCallback)  # every step's metrics go to the run record, not to stdout
+    if getattr(trainer, "ref_model", None) is not None:  # TRL loads its own reference from the policy's path
+        mask_spelling(trainer.accelerator.unwrap_model(trainer.ref_model))
     try:  # an exception marks the record failed or interrupted (marks_failure)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
