@@ -23,6 +23,7 @@ def tiny_config(tmp_path, policy_path: str, **overrides) -> RewardModelConfig:
         samples_per_context=2,
         corpus_replies=6,
         max_new_tokens=12,
+        temperature=1.0,  # as configs/reward/tiny.yaml: the tiny policy's samples at 1.0 differ more
         epochs=4.0,
         learning_rate=1e-3,
         batch_size=16,

@@ -83,7 +83,7 @@ class RewardModelConfig(RunSettings):
     margin: float = 0.3
     pairs_per_context: int = 4
     max_new_tokens: int = 24
-    temperature: float = 1.0
+    temperature: float = 0.5  # as PPO, GRPO and RLOO sample: label the replies the policy will be trained on
     # Preference-model pretraining (Askell et al. 2021): before the preferences, the base model learns the
     # same loss on comparisons cut from the training side of the corpus split (a context's real reply against
     # others'; pmp_swaps more per context with a word it shares with its reply swapped for another in both,
