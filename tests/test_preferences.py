@@ -1,5 +1,6 @@
 import io
 import json
+import os
 import random
 from collections import Counter
 from pathlib import Path
@@ -136,13 +137,18 @@ def test_disjoint_pairs_use_each_reply_once():
     assert len(replies) == len(set(replies)) == 4
 
 
-def test_synthetic_labeller_respects_the_margin_and_reuses_its_file(tiny_policy, tmp_path, capsys):
+def test_synthetic_labeller_respects_the_margin_and_reuses_its_file(tiny_policy, tmp_path, capsys, monkeypatch):
     kwargs = dict(gold="sentiment", num_contexts=12, samples_per_context=2, corpus_replies=3, margin=0.5, device="cpu")
     path = label_synthetic_preferences(tiny_policy.path, tmp_path, **kwargs)
     records, stats = read_preferences(path)
     assert records and stats.dropped == {}
     assert all(r["chosen_score"] - r["rejected_score"] >= 0.5 for r in records)
     assert label_synthetic_preferences(tiny_policy.path, tmp_path, **kwargs) == path
+    assert "reusing synthetic preferences" in capsys.readouterr().out
+    # the same policy by another path (a re-run from another directory) reuses the labels too
+    elsewhere = os.path.relpath(tiny_policy.path, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert label_synthetic_preferences(elsewhere, tmp_path, **kwargs) == path
     assert "reusing synthetic preferences" in capsys.readouterr().out
 
 

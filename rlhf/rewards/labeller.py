@@ -22,6 +22,7 @@ from typing import IO, Any
 from rlhf.data.chat import clean_turn, render_prompt
 from rlhf.data.corpus import DialogueContext, bot_turns, context_key, corpus_contexts
 from rlhf.data.preferences import make_preference, write_preferences
+from rlhf.runs.fingerprint import artefact_fingerprint
 
 # Bump when the labelling recipe changes, so old preference files are not reused for new code.
 LABELLER_VERSION = 2  # 2: training contexts of the shared split only
@@ -47,8 +48,12 @@ def labelling_contexts(
 
 
 def synthetic_file_name(policy: str, **settings: Any) -> str:
-    """File name keyed on the policy and every labelling setting: a changed setting labels afresh."""
-    key = json.dumps({"policy": str(policy), "version": LABELLER_VERSION, **settings}, sort_keys=True)
+    """File name keyed on the policy and every labelling setting: a changed setting labels afresh.
+
+    With a ``policy_fingerprint`` the policy is that alone, not its path as spelled: the same policy named by
+    a relative and an absolute path (a re-run from another directory) reuses its labels."""
+    named = None if settings.get("policy_fingerprint") else str(policy)
+    key = json.dumps({"policy": named, "version": LABELLER_VERSION, **settings}, sort_keys=True)
     gold = "".join(c if c.isalnum() else "-" for c in str(settings.get("gold", "gold")))
     return f"synthetic-{gold}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.jsonl"
 
@@ -99,7 +104,9 @@ def label_synthetic_preferences(
         heldout_fraction=heldout_fraction,
         split_seed=split_seed,
         prompts=None if prompts is None else str(prompts),
-        policy_fingerprint=policy_fingerprint,  # a rebuilt policy at the same path labels afresh
+        # the policy's identity, not its path: a rebuilt policy at the same path labels afresh, and the same
+        # policy named by another path reuses its labels
+        policy_fingerprint=policy_fingerprint or artefact_fingerprint(policy),
     )
     path = Path(output_dir) / synthetic_file_name(policy, **settings)
     if path.is_file():

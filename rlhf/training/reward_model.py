@@ -156,7 +156,6 @@ def label_preferences(config: RewardModelConfig, policy: str | None = None) -> P
         heldout_fraction=config.context_heldout_fraction,
         split_seed=config.context_seed,
         prompts=config.prompts,
-        policy_fingerprint=artefact_fingerprint(policy),
         device=config.device,
     )
 
