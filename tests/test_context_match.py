@@ -10,7 +10,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rlhf.config import load_config
 from rlhf.data.chat import render_exchange
-from rlhf.models.context_match import ContextMatchForSequenceClassification, context_match_from
+from rlhf.models.context_match import ContextMatchForSequenceClassification, context_match_from, token_weights
 from rlhf.rewards.reward_model import RewardModelScorer
 from rlhf.training.reward_model import RewardModelConfig, load_reward_base, train_reward_model
 
@@ -94,6 +94,38 @@ def test_a_saved_model_loads_by_the_auto_class_and_scores_alike(fresh, tmp_path)
     assert RewardModelScorer(tmp_path, device="cpu")(contexts, replies).tolist() == pytest.approx(expected, abs=1e-5)
 
 
+def test_common_words_weigh_less_than_rare_ones(fresh):
+    model, tokenizer = copy.deepcopy(fresh[0]), fresh[1]
+    texts = ["you and i like tea", "so i like tea", "then i am here", "and i sing"]
+    weights = token_weights(tokenizer, texts)
+    ids = lambda word: tokenizer(f" {word}", add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert weights[ids("i")].tolist() == [0.0]  # in every text
+    assert weights.max() == 1.0 and (weights == 1.0).sum() > len(tokenizer) - 40  # tokens no text holds
+    assert 0 < weights[ids("sing")].min() and weights[ids("sing")].max() < 1
+    # "i" matches itself fully, so it counts as relevant with even weights and for nothing with these.
+    context = ["you and i like zebra crossings"]
+    assert relevance(model, tokenizer, context, " i") == pytest.approx(1.0)
+    with_words = relevance(model, tokenizer, context, " i sing")
+    model.set_token_weights(weights)
+    assert relevance(model, tokenizer, context, " i") == 0.0
+    assert relevance(model, tokenizer, context, " i sing") < with_words
+
+
+def test_a_model_saved_before_token_weights_loads_with_even_ones(fresh, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = copy.deepcopy(fresh[0])
+    with torch.no_grad():
+        model.match_proj.weight.add_(0.01)
+    model.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    del state["match_idf"]  # as version 2 saved it
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert torch.equal(loaded.match_idf, torch.ones_like(loaded.match_idf))
+    assert torch.equal(loaded.match_proj.weight, model.match_proj.weight)  # the term's trained weights are kept
+
+
 def test_context_match_false_is_the_plain_gpt2_classifier_and_other_families_get_it_too(tiny_policy, tmp_path, capsys):
     plain, _ = load_reward_base(tiny_policy.path, context_match=False)
     assert type(plain).__name__ == "GPT2ForSequenceClassification"
@@ -138,8 +170,6 @@ def test_the_default_reward_model_ranks_answers_to_questions_it_never_saw(defaul
     )  # fmt: skip
     report = train_reward_model(config)
     assert report.heldout_pairs == 302 and report.train_pairs == 1114
-    # The target is 0.85. On round 6's default policy (ALICE's text, 8,192 tokens) seed 0 measured 0.851 and seeds
-    # 1-2 0.82 (round 4's policy: 0.848-0.894 across machines and seeds; docs/BENCHMARKS.md, round 6), so the test
-    # asks for 0.80, far above the 0.56-0.68 of a reward model without the term: it fails when the term stops
-    # reading the context, not on a machine's rounding.
-    assert report.pairwise_accuracy >= 0.80
+    # Seeds 0 / 1 / 2 measured 0.904 / 0.881 / 0.897 with the token weights of version 3 (0.851 / 0.821 / 0.818
+    # without them; docs/BENCHMARKS.md, round 7).
+    assert report.pairwise_accuracy >= 0.85

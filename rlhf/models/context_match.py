@@ -9,10 +9,13 @@ relevance of ColBERT (Khattab and Zaharia, 2020) between the reply and the last 
     score = GPT-2 score + match_scale * Σ_t g_t max_c cos(P e_t, P e_c) / Σ_t g_t
 
 over the reply's tokens t and the last user turn's tokens c, with ``e`` the backbone's token embeddings, ``P``
-a learned square projection and ``g_t = softplus(w · e_t + b)`` a learned per-token weight (so words like
-"the" can count for little). ``P`` starts as the identity, but a token matches itself with cosine 1 under any
+a learned square projection and ``g_t = idf_t · softplus(w · e_t + b)`` a per-token weight, so that words
+like "the" or "I" count for little. ``idf_t`` is fixed when the model is made: the squared inverse document
+frequency of the token among the turns and replies of the training pairs (:func:`token_weights`, scaled to
+at most 1; a token they never hold weighs 1), the prior of BM25 and ColBERT's weighting; the softplus factor
+is learned, and starts at 1. ``P`` starts as the identity, but a token matches itself with cosine 1 under any
 ``P``: a reply word found in the question counts from the first step, words no training pair held included.
-Everything is trained end to end by the same Bradley-Terry loss (TRL's ``RewardTrainer``).
+Everything else is trained end to end by the same Bradley-Terry loss (TRL's ``RewardTrainer``).
 
 The turns are found by the chat format's speaker cues (``User:``, ``Bot:``), whose token ids the config
 stores. Only tokens that hold a letter or a digit take part: the cues, line breaks, spaces and punctuation
@@ -29,6 +32,8 @@ relevance term.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +46,9 @@ MODEL_TYPE = "rlhf_gpt2_context_match"
 RELEVANCE_FAMILIES = ("gpt2", MODEL_TYPE)  # the model types context_match_from builds on
 # Bump when the term computes something else, so reward models (and pretrained backbones) made by the old code
 # are trained again rather than reused. 2: tokens without a letter or digit (spaces, punctuation) never match.
-VERSION = 2
+# 3: each reply token's weight starts at its squared inverse document frequency in the training pairs.
+VERSION = 3
+IDF_POWER = 2  # the idf's exponent: 0.83 → 0.87 (1) → 0.89 (2) on the context set (docs/BENCHMARKS.md, round 7)
 _GATE_BIAS = math.log(math.e - 1)  # softplus(_GATE_BIAS) = 1: every reply token weighs the same at the start
 # The relevance term's weight is stored divided by this. Adam's steps are about the learning rate in size
 # whatever the gradient, and the weight must travel from ~1 to ~10 (or to ~0) in a hundred steps where the
@@ -110,6 +117,7 @@ class ContextMatchForSequenceClassification(GPT2ForSequenceClassification):
         self.match_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.match_gate = nn.Linear(config.n_embd, 1)
         self.match_weight = nn.Parameter(torch.empty(()))
+        self.register_buffer("match_idf", torch.ones(config.vocab_size))  # idf_t: fixed, saved with the model
         self._init_match()
 
     def _init_match(self) -> None:
@@ -124,7 +132,19 @@ class ContextMatchForSequenceClassification(GPT2ForSequenceClassification):
         if module is getattr(self, "match_gate", None) or module is getattr(self, "match_proj", None):
             self._init_match()
             return
+        if module is self and hasattr(self, "match_idf"):  # a model saved before version 3 has no token weights
+            with torch.no_grad():
+                self.match_idf.fill_(1.0)
         super()._init_weights(module)
+
+    def set_token_weights(self, weights: torch.Tensor) -> None:
+        """Fix ``idf_t`` (one weight per token id, as :func:`token_weights` returns; ids past the tokenizer's, in
+        a larger embedding, weigh 1)."""
+        size = len(self.match_idf)
+        if weights.ndim != 1 or len(weights) > size:
+            raise ValueError(f"{tuple(weights.shape)} token weights for an embedding of {size} tokens")
+        self.match_idf.fill_(1.0)
+        self.match_idf[: len(weights)] = weights.to(self.match_idf)
 
     def relevance(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Per row, the gated mean over reply tokens of their best cosine match in the last user turn (0 to 1;
@@ -147,7 +167,7 @@ class ContextMatchForSequenceClassification(GPT2ForSequenceClassification):
         cosine = projected @ projected.transpose(1, 2)  # (B, reply position, turn position)
         cosine = cosine.masked_fill(~in_turn[:, None, :], -1.0)
         best = cosine.max(-1).values.clamp(min=0.0)  # no turn token: -1, clamped to 0
-        gate = F.softplus(self.match_gate(embedded)).squeeze(-1) * in_reply
+        gate = self.match_idf[input_ids] * F.softplus(self.match_gate(embedded)).squeeze(-1) * in_reply
         both = in_turn.any(-1) & in_reply.any(-1)
         return torch.where(both, (gate * best).sum(-1) / gate.sum(-1).clamp(min=1e-6), torch.zeros_like(best[:, 0]))
 
@@ -173,11 +193,26 @@ def base_family(base: str) -> str:
     return AutoConfig.from_pretrained(base).model_type
 
 
+def token_weights(tokenizer, texts: Sequence[str], power: float = IDF_POWER) -> torch.Tensor:
+    """One weight per token id: ``log((N + 1) / (n_t + 1)) ** power`` over the ``N`` distinct ``texts`` (turns and
+    replies), ``n_t`` of them holding token ``t``, scaled so that a token none holds weighs 1."""
+    documents = list(dict.fromkeys(texts))
+    counts = Counter()
+    for ids in tokenizer(documents, add_special_tokens=False)["input_ids"] if documents else []:
+        counts.update(set(ids))
+    n = torch.zeros(len(tokenizer))
+    for token, count in counts.items():
+        n[token] = count
+    idf = torch.log((len(documents) + 1) / (n + 1))
+    return (idf / idf.max().clamp(min=1e-12)) ** power if documents else torch.ones(len(tokenizer))
+
+
 def context_match_from(base: str, tokenizer, match_scale: float = 1.0) -> ContextMatchForSequenceClassification:
     """A :class:`ContextMatchForSequenceClassification` with the weights of the GPT-2 folder or name ``base``
-    (a causal LM or a sequence classifier) and a fresh score head and relevance term; ``tokenizer`` gives the
-    cue ids. A ``base`` that has the term already (a preference-pretrained backbone) loads as it was saved,
-    head, term and cue ids included. Raises ``ValueError`` for a base that is no GPT-2."""
+    (a causal LM or a sequence classifier) and a fresh score head and relevance term (token weights all 1 until
+    :meth:`~ContextMatchForSequenceClassification.set_token_weights`); ``tokenizer`` gives the cue ids. A ``base``
+    that has the term already (a preference-pretrained backbone) loads as it was saved, head, term, token weights
+    and cue ids included. Raises ``ValueError`` for a base that is no GPT-2."""
     config = AutoConfig.from_pretrained(base)
     if config.model_type == MODEL_TYPE:
         return ContextMatchForSequenceClassification.from_pretrained(base, num_labels=1)

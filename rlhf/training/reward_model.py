@@ -223,7 +223,9 @@ def ensure_pmp_backbone(config: RewardModelConfig, base: str) -> str:
         seed=config.seed,
     )
     print(f"preference-model pretraining on {len(comparisons)} corpus comparisons -> {target}")
-    model, tokenizer = load_reward_base(base, config.tokenizer, config.seed, config.context_match, config.match_scale)
+    model, tokenizer = load_reward_base(
+        base, config.tokenizer, config.seed, config.context_match, config.match_scale, pair_texts(comparisons)
+    )
     settings = dataclasses.replace(
         config,
         epochs=config.pmp_epochs,
@@ -287,6 +289,12 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def pair_texts(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Every turn of the records' contexts and every reply, chosen or rejected: what the relevance term's token
+    weights are counted over (:func:`rlhf.models.context_match.token_weights`)."""
+    return [text for r in records for text in (*r["context"], r["chosen"], r["rejected"])]
+
+
 def heldout_replies(records: Sequence[dict[str, Any]]) -> tuple[list[list[str]], list[str]]:
     """Distinct (context, reply) pairs among the held-out records' chosen and rejected replies."""
     seen: dict[tuple[str, str], list[str]] = {}
@@ -332,7 +340,9 @@ def train_reward_model(config: RewardModelConfig) -> RewardModelReport:
     print(f"{stats}; {len(train)} train / {len(heldout)} held-out pairs")
     if config.pmp:  # the fingerprint above covers it: the base model and the pmp_* settings
         base = ensure_pmp_backbone(config, base)
-    model, tokenizer = load_reward_base(base, config.tokenizer, config.seed, config.context_match, config.match_scale)
+    model, tokenizer = load_reward_base(
+        base, config.tokenizer, config.seed, config.context_match, config.match_scale, pair_texts(train)
+    )
 
     record = RunRecord.for_config(
         config, algo="reward_model", env_id=f"preferences:{config.preferences}", name=_free_run_name(config)
@@ -430,15 +440,21 @@ def set_aside(path: Path) -> Path:
 
 
 def load_reward_base(
-    base: str, tokenizer_name: str | None = None, seed: int = 0, context_match: bool = False, match_scale: float = 1.0
+    base: str,
+    tokenizer_name: str | None = None,
+    seed: int = 0,
+    context_match: bool = False,
+    match_scale: float = 1.0,
+    texts: Sequence[str] | None = None,
 ):
     """(model, tokenizer): ``base`` with a fresh one-output score head (and, with ``context_match``, the relevance
-    term of :mod:`rlhf.models.context_match`), and its tokenizer (or ``tokenizer_name``), padding set up for
-    sequence classification. Refuses a tokenizer larger than the model's embeddings."""
+    term of :mod:`rlhf.models.context_match`, its token weights counted over ``texts``), and its tokenizer (or
+    ``tokenizer_name``), padding set up for sequence classification. Refuses a tokenizer larger than the model's
+    embeddings."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from rlhf.models.context_match import RELEVANCE_FAMILIES, base_family, context_match_from
+    from rlhf.models.context_match import MODEL_TYPE, RELEVANCE_FAMILIES, base_family, context_match_from, token_weights
 
     torch.manual_seed(seed)  # the score head is initialised at random
     tokenizer_name = tokenizer_name or base
@@ -456,6 +472,8 @@ def load_reward_base(
     except OSError as exc:
         raise ValueError(f"cannot load reward-model base {base!r} / tokenizer {tokenizer_name!r}: {exc}") from exc
     check_tokenizer_fits(model, tokenizer, base, tokenizer_name)
+    if context_match and texts is not None and family != MODEL_TYPE:  # a pretrained term keeps its own weights
+        model.set_token_weights(token_weights(tokenizer, texts))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
