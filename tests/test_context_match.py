@@ -12,7 +12,7 @@ from rlhf.config import load_config
 from rlhf.data.chat import render_exchange
 from rlhf.models.context_match import ContextMatchForSequenceClassification, context_match_from, token_weights
 from rlhf.rewards.reward_model import RewardModelScorer
-from rlhf.training.reward_model import RewardModelConfig, load_reward_base, train_reward_model
+from rlhf.training.reward_model import RewardModelConfig, load_reward_base, pair_texts, train_reward_model
 
 REPO = Path(__file__).resolve().parents[1]
 CONTEXT_SET = str(REPO / "tests" / "data" / "context_preferences")
@@ -96,19 +96,21 @@ def test_a_saved_model_loads_by_the_auto_class_and_scores_alike(fresh, tmp_path)
 
 def test_common_words_weigh_less_than_rare_ones(fresh):
     model, tokenizer = copy.deepcopy(fresh[0]), fresh[1]
-    texts = ["you and i like tea", "so i like tea", "then i am here", "and i sing"]
-    weights = token_weights(tokenizer, texts)
+    records = [
+        {"context": ["you and i like tea"], "chosen": "i sing", "rejected": "so i like tea"},
+        {"context": ["then i am here"], "chosen": "i see", "rejected": "and i sing"},
+    ]
+    weights = token_weights(tokenizer, pair_texts(records))
     ids = lambda word: tokenizer(f" {word}", add_special_tokens=False)["input_ids"]  # noqa: E731
-    assert weights[ids("i")].tolist() == [0.0]  # in every text
+    assert weights[ids("i")].tolist() == [0.0]  # in every text, where it opens one too (as the model reads it)
     assert weights.max() == 1.0 and (weights == 1.0).sum() > len(tokenizer) - 40  # tokens no text holds
     assert weights[ids("sing")].min() > 0 and weights[ids("sing")].max() < 1
     # "i" matches itself fully, so it counts as relevant with even weights and for nothing with these.
     context = ["you and i like zebra crossings"]
-    assert relevance(model, tokenizer, context, " i") == pytest.approx(1.0)
-    with_words = relevance(model, tokenizer, context, " i sing")
+    score = lambda reply: relevance(model, tokenizer, context, reply)  # noqa: E731
+    assert score(" i") == pytest.approx(1.0) and score(" i sing") != pytest.approx(score(" sing"))
     model.set_token_weights(weights)
-    assert relevance(model, tokenizer, context, " i") == 0.0
-    assert relevance(model, tokenizer, context, " i sing") < with_words
+    assert score(" i") == 0.0 and score(" i sing") == pytest.approx(score(" sing"))
 
 
 def test_a_model_saved_before_token_weights_loads_with_even_ones(fresh, tmp_path):
@@ -170,6 +172,6 @@ def test_the_default_reward_model_ranks_answers_to_questions_it_never_saw(defaul
     )  # fmt: skip
     report = train_reward_model(config)
     assert report.heldout_pairs == 302 and report.train_pairs == 1114
-    # Seeds 0 / 1 / 2 measured 0.904 / 0.881 / 0.897 with the token weights of version 3 (0.851 / 0.821 / 0.818
+    # Seeds 0 / 1 / 2 measured 0.901 / 0.861 / 0.844 with the token weights of version 4 (0.851 / 0.821 / 0.818
     # without them; docs/BENCHMARKS.md, round 7).
     assert report.pairwise_accuracy >= 0.85

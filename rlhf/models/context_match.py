@@ -10,11 +10,13 @@ relevance of ColBERT (Khattab and Zaharia, 2020) between the reply and the last 
 
 over the reply's tokens t and the last user turn's tokens c, with ``e`` the backbone's token embeddings, ``P``
 a learned square projection and ``g_t = idf_t · softplus(w · e_t + b)`` a per-token weight, so that words
-like "the" or "I" count for little. ``idf_t`` is fixed when the model is made: the squared inverse document
-frequency of the token among the turns and replies of the training pairs (:func:`token_weights`, scaled to
-at most 1; a token they never hold weighs 1), the prior of BM25 and ColBERT's weighting; the softplus factor
-is learned, and starts at 1. ``P`` starts as the identity, but a token matches itself with cosine 1 under any
-``P``: a reply word found in the question counts from the first step, words no training pair held included.
+like "the" or "I" count for little (a token in every text, for nothing). ``idf_t`` is fixed when the model is
+made: the squared inverse document frequency of the token among the turns and replies of the training pairs
+(:func:`token_weights`, scaled to at most 1; a token they never hold weighs 1), the prior of BM25 and ColBERT's
+weighting; with preference-model pretraining, the comparisons' turns and replies, kept through fine-tuning.
+The softplus factor is learned, and starts at 1. ``P`` starts as the identity, but a token matches itself with
+cosine 1 under any ``P``: a reply word found in the question counts from the first step, words no training pair
+held included.
 Everything else is trained end to end by the same Bradley-Terry loss (TRL's ``RewardTrainer``).
 
 The turns are found by the chat format's speaker cues (``User:``, ``Bot:``), whose token ids the config
@@ -47,8 +49,9 @@ RELEVANCE_FAMILIES = ("gpt2", MODEL_TYPE)  # the model types context_match_from 
 # Bump when the term computes something else, so reward models (and pretrained backbones) made by the old code
 # are trained again rather than reused. 2: tokens without a letter or digit (spaces, punctuation) never match.
 # 3: each reply token's weight starts at its squared inverse document frequency in the training pairs.
-VERSION = 3
-IDF_POWER = 2  # the idf's exponent: 0.83 → 0.87 (1) → 0.89 (2) on the context set (docs/BENCHMARKS.md, round 7)
+# 4: those frequencies counted on the turns as the chat format spaces them (a turn's first word included).
+VERSION = 4
+IDF_POWER = 2  # the idf's exponent: context set 0.830 (none) → 0.847 (1) → 0.869 (2) → 0.858 (3) (BENCHMARKS, round 7)
 _GATE_BIAS = math.log(math.e - 1)  # softplus(_GATE_BIAS) = 1: every reply token weighs the same at the start
 # The relevance term's weight is stored divided by this. Adam's steps are about the learning rate in size
 # whatever the gradient, and the weight must travel from ~1 to ~10 (or to ~0) in a hundred steps where the
@@ -194,8 +197,9 @@ def base_family(base: str) -> str:
 
 
 def token_weights(tokenizer, texts: Sequence[str], power: float = IDF_POWER) -> torch.Tensor:
-    """One weight per token id: ``log((N + 1) / (n_t + 1)) ** power`` over the ``N`` distinct ``texts`` (turns and
-    replies), ``n_t`` of them holding token ``t``, scaled so that a token none holds weighs 1."""
+    """One weight per token id: ``log((N + 1) / (n_t + 1))`` over the ``N`` distinct ``texts`` (turns and replies,
+    spelled as the model reads them: after a cue, with a leading space), ``n_t`` of them holding token ``t``,
+    divided by its largest value (that of a token none holds) and raised to ``power``."""
     documents = list(dict.fromkeys(texts))
     counts = Counter()
     for ids in tokenizer(documents, add_special_tokens=False)["input_ids"] if documents else []:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rlhf.config import ConfigError, load_config
-from rlhf.data.chat import render_exchange
+from rlhf.data.chat import clean_turn, render_exchange
 from rlhf.data.corpus import context_key, corpus_fingerprint
 from rlhf.data.preferences import corpus_comparisons, read_preferences, split_preferences
 from rlhf.errors import TrainingError
@@ -290,9 +290,10 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def pair_texts(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Every turn of the records' contexts and every reply, chosen or rejected: what the relevance term's token
-    weights are counted over (:func:`rlhf.models.context_match.token_weights`)."""
-    return [text for r in records for text in (*r["context"], r["chosen"], r["rejected"])]
+    """Every turn of the records' contexts and every reply, chosen or rejected, each as the chat format renders it
+    after its speaker cue (one space first, so that its first word is the token the model reads there): what the
+    relevance term's token weights are counted over (:func:`rlhf.models.context_match.token_weights`)."""
+    return [f" {clean_turn(text)}" for r in records for text in (*r["context"], r["chosen"], r["rejected"])]
 
 
 def heldout_replies(records: Sequence[dict[str, Any]]) -> tuple[list[list[str]], list[str]]:
@@ -393,9 +394,9 @@ def relevance_version(config: RewardModelConfig) -> dict[str, int]:
     with it (reward models and pretrained backbones), so one made by an older version is not reused."""
     if not config.context_match:
         return {}
-    from rlhf.models.context_match import VERSION
+    from rlhf.models.context_match import IDF_POWER, VERSION
 
-    return {"context_match_version": VERSION}
+    return {"context_match_version": VERSION, "context_match_idf_power": IDF_POWER}
 
 
 def reward_model_fingerprint(config: RewardModelConfig, preferences: str, base: str) -> dict[str, Any]:
