@@ -34,7 +34,6 @@ relevance term.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 
 import torch
@@ -201,14 +200,13 @@ def token_weights(tokenizer, texts: Sequence[str], power: float = IDF_POWER) -> 
     spelled as the model reads them: after a cue, with a leading space), ``n_t`` of them holding token ``t``,
     divided by its largest value (that of a token none holds) and raised to ``power``."""
     documents = list(dict.fromkeys(texts))
-    counts = Counter()
-    for ids in tokenizer(documents, add_special_tokens=False)["input_ids"] if documents else []:
-        counts.update(set(ids))
-    n = torch.zeros(len(tokenizer))
-    for token, count in counts.items():
-        n[token] = count
-    idf = torch.log((len(documents) + 1) / (n + 1))
-    return (idf / idf.max().clamp(min=1e-12)) ** power if documents else torch.ones(len(tokenizer))
+    if not documents:
+        return torch.ones(len(tokenizer))
+    holding = torch.zeros(len(tokenizer))  # n_t
+    for ids in tokenizer(documents, add_special_tokens=False)["input_ids"]:
+        holding[sorted(set(ids))] += 1
+    idf = torch.log((len(documents) + 1) / (holding + 1))
+    return (idf / idf.max()) ** power
 
 
 def context_match_from(base: str, tokenizer, match_scale: float = 1.0) -> ContextMatchForSequenceClassification:

@@ -47,13 +47,10 @@ def labelling_contexts(
     return contexts[:num_contexts]
 
 
-def synthetic_file_name(policy: str, **settings: Any) -> str:
-    """File name keyed on the policy and every labelling setting: a changed setting labels afresh.
-
-    With a ``policy_fingerprint`` the policy is that alone, not its path as spelled: the same policy named by
-    a relative and an absolute path (a re-run from another directory) reuses its labels."""
-    named = None if settings.get("policy_fingerprint") else str(policy)
-    key = json.dumps({"policy": named, "version": LABELLER_VERSION, **settings}, sort_keys=True)
+def synthetic_file_name(**settings: Any) -> str:
+    """File name keyed on every labelling setting, the policy's fingerprint among them (not its path as spelled:
+    the same policy named by a relative and an absolute path reuses its labels): a changed setting labels afresh."""
+    key = json.dumps({"version": LABELLER_VERSION, **settings}, sort_keys=True)
     gold = "".join(c if c.isalnum() else "-" for c in str(settings.get("gold", "gold")))
     return f"synthetic-{gold}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.jsonl"
 
@@ -108,7 +105,7 @@ def label_synthetic_preferences(
         # policy named by another path reuses its labels
         policy_fingerprint=policy_fingerprint or artefact_fingerprint(policy),
     )
-    path = Path(output_dir) / synthetic_file_name(policy, **settings)
+    path = Path(output_dir) / synthetic_file_name(**settings)
     if path.is_file():
         print(f"reusing synthetic preferences {path}")
         return path
