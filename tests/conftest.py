@@ -26,15 +26,17 @@ TINY_POLICY = dict(
 
 
 @pytest.fixture(scope="session")
-def tiny_policy_config(request, tmp_path_factory) -> PolicyConfig:
-    """Config of the tiny offline policy (under a minute to build on 2 cores).
-
-    Its cache lives in pytest's cache folder, so later test sessions reuse it; the cache key holds the
-    config, the corpus and the recipe version, so a changed recipe still rebuilds.
-    """
+def policy_cache(request, tmp_path_factory) -> Path:
+    """Where the test policies are built: pytest's cache folder, so later test sessions reuse them (the cache key
+    holds the config, the corpus and the recipe version, so a changed recipe still rebuilds)."""
     cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    folder = cache.mkdir("rlhf-gym-cache") if cache is not None else tmp_path_factory.mktemp("cache")
-    return PolicyConfig(cache_dir=str(folder), device="cpu", **TINY_POLICY)
+    return cache.mkdir("rlhf-gym-cache") if cache is not None else tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_policy_config(policy_cache) -> PolicyConfig:
+    """Config of the tiny offline policy (under a minute to build on 2 cores)."""
+    return PolicyConfig(cache_dir=str(policy_cache), device="cpu", **TINY_POLICY)
 
 
 @pytest.fixture(scope="session")
@@ -44,14 +46,12 @@ def tiny_policy(tiny_policy_config):
 
 
 @pytest.fixture(scope="session")
-def default_policy(request, tmp_path_factory):
+def default_policy(policy_cache):
     """The offline default policy (configs/policy/default.yaml), cached like the tiny one (~210 s to build)."""
     from rlhf.config import load_config
 
-    cache = getattr(request.config, "cache", None)
-    folder = cache.mkdir("rlhf-gym-cache") if cache is not None else tmp_path_factory.mktemp("cache")
     config = load_config(PolicyConfig, Path(__file__).resolve().parents[1] / "configs" / "policy" / "default.yaml")
-    return ensure_policy(dataclasses.replace(config, cache_dir=str(folder), device="cpu"))
+    return ensure_policy(dataclasses.replace(config, cache_dir=str(policy_cache), device="cpu"))
 
 
 @pytest.fixture(scope="session")

@@ -158,7 +158,9 @@ def test_a_run_whose_reward_breaks_mid_training_is_marked_failed(tmp_path, tiny_
 
 
 @pytest.mark.slow
-def test_suppressed_tokens_are_masked_in_the_policy_and_in_trls_reference(tmp_path, tiny_policy, monkeypatch):
+def test_suppressed_tokens_are_masked_in_the_policy_and_in_trls_reference(
+    tmp_path, tiny_policy_config, tiny_policy, monkeypatch
+):
     """The policy samples with its ``suppress_tokens``; TRL computes GRPO's log-probabilities (policy and the
     reference it loads itself) by forward passes, which must give those tokens no probability either."""
     import torch
@@ -178,10 +180,8 @@ def test_suppressed_tokens_are_masked_in_the_policy_and_in_trls_reference(tmp_pa
             trainers.append(self)
 
     monkeypatch.setattr(trl, "GRPOTrainer", Recorded)
-    config = dataclasses.replace(
-        load_config(GRPOConfig, "configs/grpo/tiny.yaml"), policy=str(folder), runs_dir=str(tmp_path / "runs"),
-        wandb_mode="disabled", env_id=WORDY_ENV, env_kwargs={}, total_episodes=8, batch_size=8, num_generations=4,
-    )  # fmt: skip
+    config = tiny_config(GRPOConfig, tmp_path, tiny_policy_config, policy=str(folder), env_id=WORDY_ENV, env_kwargs={},
+                         total_episodes=8, batch_size=8, num_generations=4)  # fmt: skip
     assert train_grpo(config).finished
     (trainer,) = trainers
     ids = torch.tensor([[1, 2, 3, 4]])
