@@ -69,5 +69,5 @@ def test_ppo_on_two_processes_keeps_the_global_batch_writes_once_and_resumes(tmp
     assert [r["step"] for r in run["metrics"] if ENV_REWARD in r] == [0, 4]  # before and after, by the main process
     assert [p.name for p in checkpoint_dirs(run_dir)] == ["step-000002", "step-000004"]
     state = json.loads((run_dir / "checkpoints" / "step-000004" / "state.json").read_text())
-    assert state == {"step": 4, "samples": 32}
+    assert state == {"step": 4, "samples": 32, "kl_coef": 0.05}
     assert second.stdout.count("[ppo] final policy") == 1 and (run_dir / "final" / "config.json").is_file()

@@ -16,7 +16,7 @@ from rlhf.rewards.base import CallableReward
 from rlhf.runs.evaluation import ENV_REWARD, GOLD_REWARD, KL, SAMPLES
 from rlhf.runs.records import read_run
 from rlhf.training.checkpoints import checkpoint_dirs
-from rlhf.training.ppo import PPOConfig, PPORunCallback, fit_prompts, make_env, train_ppo
+from rlhf.training.ppo import AdaptiveKLCallback, PPOConfig, PPORunCallback, fit_prompts, make_env, train_ppo
 
 VERBOSE_ENV = "rlhf-test/Verbose-v0"
 
@@ -52,6 +52,13 @@ def test_a_batch_that_does_not_split_over_the_processes_is_named(tmp_path, monke
     monkeypatch.setenv("RANK", "0")
     config = PPOConfig(batch_size=8, runs_dir=str(tmp_path / "runs"), wandb_mode="disabled")
     with pytest.raises(ValueError, match=r"batch_size 8 is not a multiple of num_mini_batches x processes \(1 x 3\)"):
+        train_ppo(config)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_kl_target_that_is_not_positive_is_named_before_any_run(tmp_path):
+    config = PPOConfig(kl_target=0.0, runs_dir=str(tmp_path / "runs"), wandb_mode="disabled")
+    with pytest.raises(ValueError, match="kl_target must be > 0"):
         train_ppo(config)
     assert not (tmp_path / "runs").exists()
 
@@ -153,7 +160,7 @@ def test_interrupted_run_resumes_without_repeating_steps(tmp_path, tiny_policy_c
     assert evals == [0, 4]  # before and after, once each
     assert second.before == first.before and second.after
     state = json.loads((checkpoint_dirs(second.run_dir)[-1] / "state.json").read_text())
-    assert state == {"step": 4, "samples": 32}
+    assert state == {"step": 4, "samples": 32, "kl_coef": config.kl_coef}
     optimizer = torch.load(checkpoint_dirs(second.run_dir)[-1] / "optimizer.pt", weights_only=True)
     assert optimizer["scheduler"]["last_epoch"] == 4
     bar = capsys.readouterr().err  # the progress bar: updates done of all, TRL's rollout reward and KL
@@ -171,6 +178,39 @@ def test_interrupted_run_resumes_without_repeating_steps(tmp_path, tiny_policy_c
     again = train_ppo(dataclasses.replace(config, resume=True))
     assert again.skipped and again.steps == 4
     assert "ppo: skipped, finished run record exists" in capsys.readouterr().out
+
+
+def test_adaptive_kl_moves_the_coefficient_towards_the_target_but_never_below_the_floor():
+    control = AdaptiveKLCallback(target=6.0, horizon=64, batch_size=32, floor=0.05)  # moves 32/64 of the error
+    assert control.update(0.1, 6.6) == pytest.approx(0.1 * (1 + 0.1 / 2))  # KL 10 % over the target
+    assert control.update(0.1, 12.0) == pytest.approx(0.1 * (1 + 0.2 / 2))  # 100 % over: clipped to 20 %
+    assert control.update(0.1, 0.0) == pytest.approx(0.1 * (1 - 0.2 / 2))  # under the target: falls back
+    assert control.update(0.052, 0.0) == 0.05  # but never below the configured kl_coef
+    args, logs = SimpleNamespace(kl_coef=0.1), {"objective/kl": 12.0}
+    control.on_log(args, None, None, logs=logs)
+    assert logs["objective/kl_coef"] == 0.1 and args.kl_coef == pytest.approx(0.11)  # logged: the one used
+    with pytest.raises(ValueError, match="kl_target"):
+        AdaptiveKLCallback(target=0.0, horizon=64, batch_size=32, floor=0.05)
+
+
+@pytest.mark.slow
+def test_trl_uses_the_adapted_kl_coefficient_and_a_resumed_run_keeps_it(tmp_path, tiny_policy_config, tiny_policy):
+    """A KL target far below the tiny policy's KL raises kl_coef by 20 % after every update but the first (whose
+    rollout comes from the reference itself: KL 0, and the floor holds). TRL's penalty
+    (objective/non_score_reward = -kl_coef x objective/kl) shows the coefficient it used, and a run resumed from
+    a checkpoint goes on from the adapted coefficient, not from kl_coef again."""
+    config = tiny_config(tmp_path, tiny_policy_config, total_episodes=32, batch_size=8, save_steps=1,
+                         kl_coef=0.05, kl_target=1e-6, kl_horizon=8)  # fmt: skip
+    train_ppo(dataclasses.replace(config, stop_after_steps=2))
+    state = json.loads((checkpoint_dirs(Path(config.runs_dir) / "tiny" / "ppo")[-1] / "state.json").read_text())
+    assert state["step"] == 2 and state["kl_coef"] == pytest.approx(0.06)  # the coefficient of the next update
+    result = train_ppo(dataclasses.replace(config, resume=True))
+    rows = _train_rows(result.run_dir)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert [r["objective/kl_coef"] for r in rows] == pytest.approx([0.05, 0.05, 0.06, 0.072])
+    assert all(r["objective/kl"] > 0 for r in rows[1:])
+    for row in rows:
+        assert row["objective/non_score_reward"] == pytest.approx(-row["objective/kl_coef"] * row["objective/kl"])
 
 
 @pytest.mark.slow

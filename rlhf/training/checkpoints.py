@@ -1,8 +1,9 @@
 """PPO checkpoints: what a run saves every ``save_steps`` updates, and how a resumed run picks up.
 
 A checkpoint is ``<run_dir>/checkpoints/step-NNNNNN/`` holding the policy (and its tokenizer), the value
-model, the optimizer and scheduler state, and ``state.json`` (``{"step": …, "samples": …}``, written last:
-a folder without it is incomplete and ignored). TRL's ``PPOTrainer.train`` cannot resume, so these are ours.
+model, the optimizer and scheduler state, and ``state.json`` (``{"step": …, "samples": …, "kl_coef": …}``, the
+next update's KL coefficient; written last: a folder without it is incomplete and ignored). TRL's
+``PPOTrainer.train`` cannot resume, so these are ours.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> tuple[Path | None, dict[str
     return found[-1], json.loads((found[-1] / "state.json").read_text())
 
 
-def save_checkpoint(run_dir: Path, policy, value, tokenizer, optimizer, scheduler, step: int, samples: int) -> Path:
+def save_checkpoint(run_dir: Path, policy, value, tokenizer, optimizer, scheduler, step: int, samples: int,
+                    kl_coef: float) -> Path:  # fmt: skip
     """Write policy, value, optimizer/scheduler state and counters to ``checkpoints/step-N`` (atomically)."""
     target = run_dir / "checkpoints" / f"step-{step:06d}"
     staging = target.with_name(f".{target.name}.tmp")
@@ -40,7 +42,7 @@ def save_checkpoint(run_dir: Path, policy, value, tokenizer, optimizer, schedule
     tokenizer.save_pretrained(staging / "policy")
     value.save_pretrained(staging / "value")
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, staging / "optimizer.pt")
-    (staging / "state.json").write_text(json.dumps({"step": step, "samples": samples}))
+    (staging / "state.json").write_text(json.dumps({"step": step, "samples": samples, "kl_coef": kl_coef}))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return target

@@ -140,6 +140,11 @@ class PPOConfig(RunSettings):
     # or a reward model's logits). Evaluation reports the reward itself.
     normalize_reward: bool = False
     kl_coef: float = 0.05
+    # Adaptive KL control (Ziegler et al. 2019), one-sided: after each update kl_coef is multiplied by
+    # 1 + clip(KL / kl_target - 1, -0.2, 0.2) * batch_size / kl_horizon, never below the kl_coef set here; KL is
+    # TRL's objective/kl of that update. None keeps kl_coef fixed.
+    kl_target: float | None = None
+    kl_horizon: int = 32  # samples: the smaller, the faster kl_coef moves
     cliprange: float = 0.2
     cliprange_value: float = 0.2
     vf_coef: float = 0.1
@@ -256,6 +261,28 @@ def _newline_id(tokenizer) -> int:
     return ids[0]
 
 
+class AdaptiveKLCallback(TrainerCallback):
+    """Adaptive KL control (Ziegler et al. 2019, the controller TRL's PPO had before 0.12), one-sided: while the
+    KL of an update is above ``target`` the coefficient grows, below it the coefficient falls back, never under
+    ``floor`` (the configured ``kl_coef``). Symmetric control lowers the coefficient early in a run, when KL to the
+    reference is still near 0, and so ends it further from the reference. TRL's PPO reads ``args.kl_coef`` at every
+    update, so the next update uses the new value; each update logs the one it used as ``objective/kl_coef``."""
+
+    def __init__(self, target: float, horizon: int, batch_size: int, floor: float) -> None:
+        if target <= 0 or horizon <= 0:
+            raise ValueError(f"kl_target ({target}) and kl_horizon ({horizon}) must be positive")
+        self.target, self.horizon, self.batch_size, self.floor = target, horizon, batch_size, floor
+
+    def update(self, kl_coef: float, kl: float) -> float:
+        error = min(max(kl / self.target - 1.0, -0.2), 0.2)
+        return max(self.floor, kl_coef * (1.0 + error * self.batch_size / self.horizon))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "objective/kl" in logs:
+            logs["objective/kl_coef"] = args.kl_coef  # the coefficient this update used
+            args.kl_coef = self.update(args.kl_coef, float(logs["objective/kl"]))
+
+
 # -- evaluation and logging, called by TRL every update -------------------------------------------------
 
 
@@ -309,7 +336,7 @@ class PPORunCallback(TrainerCallback):
         if step % self.run.config.eval_steps == 0 and step < self.run.total_updates:
             self.run.evaluate(step, samples)
         if step % self.run.config.save_steps == 0:
-            self._save(step, samples)
+            self._save(step, samples, args.kl_coef)
 
     def on_train_end(self, args, state, control, **kwargs):
         step, samples = self._position(state)
@@ -318,13 +345,15 @@ class PPORunCallback(TrainerCallback):
         if getattr(self, "bar", None) is not None:
             self.bar.close()
         if step > self.last_saved:
-            self._save(step, samples)
+            self._save(step, samples, args.kl_coef)
         if step >= self.run.total_updates:
             self.run.after = self.run.evaluate(step, samples)
 
-    def _save(self, step: int, samples: int) -> None:
+    def _save(self, step: int, samples: int, kl_coef: float) -> None:
+        """A checkpoint after ``step`` updates; ``kl_coef`` is the next update's (adaptive KL control moves it)."""
         run = self.run
-        save_checkpoint(run.run_dir, run.policy, run.value, run.tokenizer, run.optimizer, run.scheduler, step, samples)
+        save_checkpoint(run.run_dir, run.policy, run.value, run.tokenizer, run.optimizer, run.scheduler, step, samples,
+                        kl_coef)  # fmt: skip
         self.last_saved = step
         prune_checkpoints(run.run_dir, run.config.save_total_limit)
 
@@ -364,9 +393,11 @@ def _check(config: PPOConfig, processes: int = 1) -> None:
     if config.lr_scheduler_type not in ("linear", "constant"):
         raise ValueError(f"lr_scheduler_type must be 'linear' or 'constant', got {config.lr_scheduler_type!r}")
     for name in ("total_episodes", "batch_size", "num_mini_batches", "num_ppo_epochs", "response_length",
-                 "eval_steps", "save_steps", "eval_contexts"):  # fmt: skip
+                 "eval_steps", "save_steps", "eval_contexts", "kl_horizon"):  # fmt: skip
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.kl_target is not None and not config.kl_target > 0:
+        raise ValueError(f"kl_target must be > 0 nats, or null for a fixed kl_coef; got {config.kl_target}")
     if config.use_peft and config.ref_policy is not None:
         raise ValueError(
             "ref_policy: with use_peft the reference is the policy with its adapter disabled; leave ref_policy unset"
@@ -488,7 +519,7 @@ def build_optimizer(config: PPOConfig, models: PPOModels, total_updates: int):
 
 
 def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda: bool, newline: int | None,
-              processes: int = 1):  # fmt: skip
+              processes: int = 1, kl_coef: float | None = None):  # fmt: skip
     """TRL's ``PPOConfig`` for ``updates`` updates: our batch (split over ``processes``), PPO and precision settings;
     logging, checkpoints and sample generations off (the run record and :mod:`rlhf.training.checkpoints` own them)."""
     from trl.experimental.ppo import PPOConfig as TRLPPOConfig
@@ -506,7 +537,7 @@ def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda
         temperature=config.temperature,
         stop_token=None if config.stop_at_newline else "eos",
         stop_token_id=newline,
-        kl_coef=config.kl_coef,
+        kl_coef=config.kl_coef if kl_coef is None else kl_coef,
         cliprange=config.cliprange,
         cliprange_value=config.cliprange_value,
         vf_coef=config.vf_coef,
@@ -606,7 +637,12 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
                total_updates)  # fmt: skip
     newline = _newline_id(models.tokenizer) if config.stop_at_newline else None
     # A resumed run draws new prompt batches, not the first ones again: the seed moves with the step.
-    args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline, processes)
+    # A resumed run goes on with the KL coefficient its checkpoint saved (adaptive KL control moves it).
+    kl_coef = done.get("kl_coef", config.kl_coef)
+    kl_control = []
+    if config.kl_target is not None:
+        kl_control = [AdaptiveKLCallback(config.kl_target, config.kl_horizon, config.batch_size, config.kl_coef)]
+    args = _trl_args(config, run_dir, updates, config.seed + done["step"], on_cuda, newline, processes, kl_coef)
     with _accelerate_settings(on_cuda):
         trainer = PPOTrainer(
             args=args,
@@ -617,7 +653,7 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
             train_dataset=datasets.Dataset.from_dict({"input_ids": prompt_ids}),
             value_model=models.value,
             optimizers=(optimizer, scheduler),
-            callbacks=[PPORunCallback(run, done["step"], done["samples"])],
+            callbacks=[*kl_control, PPORunCallback(run, done["step"], done["samples"])],
         )
     # TRL stops generation at one stop token; ours are all the tokens that end a reply (see stop_ids).
     trainer.policy_model.generation_config.eos_token_id = stop_ids
