@@ -595,7 +595,11 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed + done["step"])
+    # Python's, numpy's and torch's generators alike: a reward model trained earlier in this process (the main job)
+    # leaves them elsewhere than a fresh process does, and unseeded they changed the run.
+    from transformers import set_seed
+
+    set_seed(config.seed + done["step"])
     env = make_env(config.env_id, config.env_kwargs)
     dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
     models = build_models(config, env, checkpoint, device, dtype)
