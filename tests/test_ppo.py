@@ -234,6 +234,21 @@ def test_a_run_does_not_depend_on_the_global_random_state_it_starts_in(tmp_path,
 
 
 @pytest.mark.slow
+def test_a_finished_run_is_redone_when_the_trainer_version_changes(tmp_path, tiny_policy_config, tiny_policy,
+                                                                   monkeypatch):  # fmt: skip
+    """The fingerprint holds configs and inputs, not code: a change that trains the same config differently (as
+    seeding every generator did) raises ppo.VERSION, and a run finished before it is not reported again."""
+    import rlhf.training.ppo as ppo
+
+    config = tiny_config(tmp_path, tiny_policy_config, total_episodes=8, batch_size=8)
+    assert not train_ppo(config).skipped
+    assert train_ppo(config).skipped
+    monkeypatch.setattr(ppo, "VERSION", ppo.VERSION + 1)
+    again = train_ppo(config)
+    assert again.finished and not again.skipped
+
+
+@pytest.mark.slow
 def test_two_runs_sit_side_by_side_in_one_wandb_group(tmp_path, tiny_policy_config, tiny_policy, monkeypatch):
     """Two tiny runs (one with a LoRA policy, its reference the adapter-disabled model) in group "sweep"."""
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))

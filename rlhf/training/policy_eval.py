@@ -284,12 +284,16 @@ class PolicyRunResult:
     skipped: bool = False
 
 
-def finished_policy_run(config: Any, algo: str, policy: str) -> tuple[Path, dict[str, Any], PolicyRunResult | None]:
+def finished_policy_run(
+    config: Any, algo: str, policy: str, version: int | None = None
+) -> tuple[Path, dict[str, Any], PolicyRunResult | None]:
     """``config``'s run folder, the fingerprint of what makes the run (its config and the files it names, the
-    policy it starts from, the env it is scored on) and, when a finished run made the same way is there, its
-    result (``skipped=True``): every policy trainer calls this first (see :func:`rlhf.runs.records.finished_run`)."""
+    policy it starts from, the env it is scored on, and the trainer's ``version``, raised when the same config
+    trains differently) and, when a finished run made the same way is there, its result (``skipped=True``):
+    every policy trainer calls this first (see :func:`rlhf.runs.records.finished_run`)."""
     run_dir = run_folder(config.runs_dir, config.group, config.run_name or algo)
-    fingerprint = stage_fingerprint(config, algo=algo, policy=policy, env=env_identity(config.env_id))
+    versioned = {} if version is None else {"version": version}
+    fingerprint = stage_fingerprint(config, algo=algo, policy=policy, env=env_identity(config.env_id), **versioned)
     finished = finished_run(
         run_dir, resume=config.resume, resume_hint="pass --resume true to continue it", fingerprint=fingerprint
     )

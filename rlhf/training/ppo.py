@@ -94,6 +94,9 @@ ALGO = "ppo"
 FINAL = "final"  # <run>/final/: the trained policy, loadable by AutoModelForCausalLM.from_pretrained
 MODEL_DTYPES = ("auto", "float32", "bfloat16")
 # Shown on the progress bar after each update: TRL's mean rollout reward and KL to the reference.
+# Raised when the same config trains differently, so that finished runs made before are redone (the fingerprint
+# holds configs and inputs, not code). 2: every random generator seeded (Python's and numpy's too), 0009fba.
+VERSION = 2
 PROGRESS_METRICS = {"reward": "objective/scores", "kl": "objective/kl"}
 
 
@@ -580,7 +583,7 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
     # goes on before all have read it, since the main process writes to it next.
     if not main:
         _wait_for_everyone(on_cuda)
-    run_dir, fingerprint, finished = finished_policy_run(config, ALGO, policy_path(_policy_config(config)))
+    run_dir, fingerprint, finished = finished_policy_run(config, ALGO, policy_path(_policy_config(config)), VERSION)
     if processes > 1:
         if main:
             _wait_for_everyone(on_cuda)
