@@ -194,7 +194,8 @@ def test_adaptive_kl_moves_the_coefficient_towards_the_target_but_never_below_th
 
 
 @pytest.mark.slow
-def test_trl_uses_the_adapted_kl_coefficient_and_a_resumed_run_keeps_it(tmp_path, tiny_policy_config, tiny_policy):
+def test_trl_uses_the_adapted_kl_coefficient_and_a_resumed_run_keeps_it(tmp_path, tiny_policy_config, tiny_policy,
+                                                                         capsys):  # fmt: skip
     """A KL target far below the tiny policy's KL raises kl_coef by 20 % after every update but the first (whose
     rollout comes from the reference itself: KL 0, and the floor holds). TRL's penalty
     (objective/non_score_reward = -kl_coef x objective/kl) shows the coefficient it used, and a run resumed from
@@ -211,6 +212,7 @@ def test_trl_uses_the_adapted_kl_coefficient_and_a_resumed_run_keeps_it(tmp_path
     assert all(r["objective/kl"] > 0 for r in rows[1:])
     for row in rows:
         assert row["objective/non_score_reward"] == pytest.approx(-row["objective/kl_coef"] * row["objective/kl"])
+    assert "kl_coef=0.072" in capsys.readouterr().err  # the progress bar shows the coefficient in use
 
 
 @pytest.mark.slow

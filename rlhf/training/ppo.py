@@ -97,7 +97,7 @@ MODEL_DTYPES = ("auto", "float32", "bfloat16")
 # Raised when the same config trains differently, so that finished runs made before are redone (the fingerprint
 # holds configs and inputs, not code). 2: every random generator seeded (Python's and numpy's too), 0009fba.
 VERSION = 2
-PROGRESS_METRICS = {"reward": "objective/scores", "kl": "objective/kl"}
+PROGRESS_METRICS = {"reward": "objective/scores", "kl": "objective/kl", "kl_coef": "objective/kl_coef"}
 
 
 @dataclass
