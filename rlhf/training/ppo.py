@@ -93,10 +93,11 @@ from rlhf.training.policy_eval import (
 ALGO = "ppo"
 FINAL = "final"  # <run>/final/: the trained policy, loadable by AutoModelForCausalLM.from_pretrained
 MODEL_DTYPES = ("auto", "float32", "bfloat16")
-# Shown on the progress bar after each update: TRL's mean rollout reward and KL to the reference.
 # Raised when the same config trains differently, so that finished runs made before are redone (the fingerprint
 # holds configs and inputs, not code). 2: every random generator seeded (Python's and numpy's too), 0009fba.
 VERSION = 2
+# Shown on the progress bar after each update: TRL's mean rollout reward, KL to the reference, and the KL
+# coefficient that update used.
 PROGRESS_METRICS = {"reward": "objective/scores", "kl": "objective/kl", "kl_coef": "objective/kl_coef"}
 
 
