@@ -219,8 +219,8 @@ def test_trl_uses_the_adapted_kl_coefficient_and_a_resumed_run_keeps_it(tmp_path
 def test_a_run_does_not_depend_on_the_global_random_state_it_starts_in(tmp_path, tiny_policy_config, tiny_policy):
     """The main job trains the reward model (transformers seeds Python's, numpy's and torch's generators) before
     PPO in the same process, a re-run that reuses it does not: PPO must seed every generator itself. Unseeded,
-    Python's generator changed TRL's KL at the third update (and the main job's round 1: +0.456 gold at KL 4.27
-    after a reward model was trained in the process, +0.462 at KL 3.54 after one was reused)."""
+    Python's generator changed TRL's KL at the third update (and the main job's round 1: held-out gold 0.456 at
+    KL 4.27 after a reward model was trained in the process, 0.462 at KL 3.54 after one was reused)."""
     import random
 
     import numpy as np

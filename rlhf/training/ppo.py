@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import TrainerCallback
+from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 from rlhf.data.corpus import turns_of
@@ -523,7 +523,7 @@ def build_optimizer(config: PPOConfig, models: PPOModels, total_updates: int):
 
 
 def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda: bool, newline: int | None,
-              processes: int = 1, kl_coef: float | None = None):  # fmt: skip
+              processes: int, kl_coef: float):  # fmt: skip
     """TRL's ``PPOConfig`` for ``updates`` updates: our batch (split over ``processes``), PPO and precision settings;
     logging, checkpoints and sample generations off (the run record and :mod:`rlhf.training.checkpoints` own them)."""
     from trl.experimental.ppo import PPOConfig as TRLPPOConfig
@@ -541,7 +541,7 @@ def _trl_args(config: PPOConfig, run_dir: Path, updates: int, seed: int, on_cuda
         temperature=config.temperature,
         stop_token=None if config.stop_at_newline else "eos",
         stop_token_id=newline,
-        kl_coef=config.kl_coef if kl_coef is None else kl_coef,
+        kl_coef=kl_coef,  # config.kl_coef, or a resumed run's adapted one
         cliprange=config.cliprange,
         cliprange_value=config.cliprange_value,
         vf_coef=config.vf_coef,
@@ -601,8 +601,6 @@ def train_ppo(config: PPOConfig) -> PolicyRunResult:
         torch.set_num_threads(config.threads)
     # Python's, numpy's and torch's generators alike: a reward model trained earlier in this process (the main job)
     # leaves them elsewhere than a fresh process does, and unseeded they changed the run.
-    from transformers import set_seed
-
     set_seed(config.seed + done["step"])
     env = make_env(config.env_id, config.env_kwargs)
     dtype = torch.bfloat16 if on_cuda and config.model_dtype == "bfloat16" else torch.float32
