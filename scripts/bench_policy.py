@@ -14,7 +14,9 @@ over 2 sampled replies to each of the first ``--contexts`` held-out contexts (0:
 distinct-n, the gold ``relevance`` scorer (share of reply content words in the user's turn), the same
 share against the corpus's own reply to that context ("answer overlap"), the share of reply content
 words found in the training dialogues of the context's own corpus file ("on topic": a tech-support
-line to a trivia question scores low), and a few replies.
+line to a trivia question scores low), and a few replies. Last, the "context gain" on the first 75 held-out
+and training contexts: how much likelier the corpus's own reply is after its own context than after three other
+contexts (nats a reply; 0 for a policy that ignores what was asked).
 """
 
 import math
@@ -22,9 +24,10 @@ import sys
 import time
 
 import numpy as np
+import torch
 
 from rlhf.config import load_config
-from rlhf.data.chat import words
+from rlhf.data.chat import render_exchange, render_prompt, words
 from rlhf.data.corpus import corpus_contexts, dialogue_ids, load_dialogues, split_dialogues
 from rlhf.models.policy import (
     PolicyConfig,
@@ -59,6 +62,31 @@ def word_perplexity(model, tokenizer, dialogues) -> tuple[float, float, int]:
     # counts as one word), so the count is the same whichever tokenizer reads the text.
     n_words = sum(len(words(tokenizer.decode(s[1:], skip_special_tokens=False))) for s in ids)
     return token_ppl, math.exp(math.log(token_ppl) * tokens / n_words), n_words
+
+
+@torch.no_grad()
+def context_gain(model, tokenizer, contexts, others: int = 3) -> tuple[float, float, int]:
+    """(mean nats a reply, share of replies, pairs measured): how much likelier each context's corpus reply is
+    after its own context than after the next ``others`` contexts. Pairs longer than the window are skipped."""
+    model.eval()
+    device = next(model.parameters()).device
+
+    def reply_nll(turns, reply):
+        prompt = tokenizer(render_prompt(turns), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(render_exchange(turns, reply), add_special_tokens=False)["input_ids"]
+        if len(ids) > model.config.n_positions:
+            return None
+        logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, :-1].float()
+        logp = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:], device=device)[:, None])[:, 0]
+        return -logp[len(prompt) - 1 :].sum().item()
+
+    gains = []
+    for i, c in enumerate(contexts):
+        own = reply_nll(c.turns, c.continuation)
+        after = [reply_nll(contexts[(i + k) % len(contexts)].turns, c.continuation) for k in range(1, others + 1)]
+        if own is not None and None not in after:
+            gains.append(sum(after) / others - own)
+    return float(np.mean(gains)), float(np.mean([g > 0 for g in gains])), len(gains)
 
 
 def topic_vocabularies(train: list[int]) -> dict[str, set[str]]:
@@ -131,4 +159,8 @@ if __name__ == "__main__":
         )
         for context, reply in list(zip(contexts, replies, strict=True))[:16:2]:
             print(f"    User: {context[-1]}\n    Bot:  {reply}")
+    for side in ("heldout", "train"):
+        with_reply = [c for c in corpus_contexts(side, config.heldout_fraction, config.seed) if c.continuation][:75]
+        gain, share, n = context_gain(model, tokenizer, with_reply)
+        print(f"context gain, {side} contexts: {gain:.2f} nats a reply, own context likelier for {share:.0%} of {n}")
     print(f"total {time.time() - started:.0f}s")
