@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import os
+import shutil
 import types
 import typing
 from pathlib import Path
@@ -10,9 +12,9 @@ import pytest
 import yaml
 
 from rlhf.config import load_config
-from rlhf.models.policy import PolicyConfig
+from rlhf.models.policy import PolicyConfig, load_policy, save_pretrained_atomically
 from rlhf.pipeline import PipelineConfig
-from rlhf.runs.fingerprint import FINGERPRINT_FILE, stage_fingerprint
+from rlhf.runs.fingerprint import FINGERPRINT_FILE, artefact_fingerprint, stage_fingerprint
 from rlhf.runs.records import RunRecord, finished_run, read_run
 from rlhf.training.dpo import DPOConfig
 from rlhf.training.dqn import DQNConfig, train_dqn
@@ -76,6 +78,26 @@ def _finished(tmp_path, algo, fingerprint):
                              wandb_mode="disabled", fingerprint=fingerprint)  # fmt: skip
     record.finish({"x": 1})
     return record.folder
+
+
+def test_a_saved_policy_is_the_same_input_when_copied_and_a_new_one_when_its_weights_change(tmp_path, tiny_policy):
+    """A policy folder we save keys on its content: ``cp -r artifacts elsewhere`` gives every file a new
+    modification time, which used to read as a new policy and relabel and retrain every stage after it."""
+    import torch
+
+    model, tokenizer = load_policy(tiny_policy.path, device="cpu")
+    saved = tmp_path / "policy"
+    save_pretrained_atomically(model, tokenizer, saved)
+    copy = tmp_path / "copy"
+    shutil.copytree(saved, copy, copy_function=shutil.copy)
+    for file in copy.iterdir():
+        os.utime(file, ns=(10**18, 10**18))  # a later time than any real save, so the copy's times surely differ
+    assert artefact_fingerprint(copy) == artefact_fingerprint(saved)
+
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)
+    save_pretrained_atomically(model, tokenizer, tmp_path / "changed")
+    assert artefact_fingerprint(tmp_path / "changed") != artefact_fingerprint(saved)
 
 
 def test_finished_run_is_reused_only_with_its_fingerprint(tmp_path, capsys):

@@ -37,6 +37,7 @@ from rlhf.data.corpus import (
     pretraining_extra,
     split_dialogues,
 )
+from rlhf.runs.fingerprint import FINGERPRINT_FILE, content_fingerprint
 
 DEFAULT_POLICY = "default"
 EOS = "<|endoftext|>"
@@ -400,7 +401,9 @@ def save_pretrained_atomically(model, tokenizer, target: Path, extra_files: dict
     """``save_pretrained`` model and tokenizer (and ``{name: text}`` files) to ``target``, all or nothing.
 
     Written beside the target and renamed, so an interrupted run never leaves a half-written folder
-    that a later run would take for a finished one.
+    that a later run would take for a finished one. Unless ``extra_files`` brings its own, a ``fingerprint.json``
+    holds the folder's content fingerprint: a later stage that reads the folder (the default policy, a PPO round's
+    policy) keys on what it holds, so a copied ``artifacts/`` folder is reused, not trained again.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
@@ -409,6 +412,8 @@ def save_pretrained_atomically(model, tokenizer, target: Path, extra_files: dict
         tokenizer.save_pretrained(staging)
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text)
+        if not (staging / FINGERPRINT_FILE).exists():
+            (staging / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": content_fingerprint(staging)}))
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

@@ -1,9 +1,10 @@
 """What made an artefact: a fingerprint of a stage's config and of its inputs, so stale outputs are never reused.
 
-Every stage keys its output on one: the policy cache on its config (folder name), the synthetic
-preference file on its settings and the policy's fingerprint (file name), the reward model on its config,
-preference file and base model (``fingerprint.json`` in its folder), each run record on its trainer's
-config and the fingerprints of the policy, reward model, prompt files and env it read (``run.json``).
+Every stage keys its output on one: the policy cache on its config (folder name; what it holds in its
+``fingerprint.json``, which later stages read), the synthetic preference file on its settings and the policy's
+fingerprint (file name), the reward model on its config, preference file and base model (``fingerprint.json`` in
+its folder), each run record on its trainer's config and the fingerprints of the policy, reward model, prompt
+files and env it read (``run.json``).
 A stage reuses its output only when the fingerprint it would write now equals the stored one.
 
 Inputs are found in the config itself: any string value that names an existing file or folder is an
@@ -42,9 +43,11 @@ def _plain(value: Any) -> Any:
 def artefact_fingerprint(ref: str | os.PathLike) -> str:
     """The fingerprint of an input named by ``ref``.
 
-    A folder with a ``fingerprint.json`` (written by the stage that made it): the one stored there. Any other
-    folder (a policy, a dataset): its files' names, sizes and modification times, so a rebuilt folder reads as
-    new. A file (preferences, prompts): its bytes. Anything else (a hub name, a scorer name): the name itself.
+    A folder with a ``fingerprint.json`` (written by what made it: a reward model's stage fingerprint, or the
+    :func:`content_fingerprint` of a policy we saved): the one stored there, so a copy reads as the same input. Any
+    other folder (a policy from elsewhere, a dataset): its files' names, sizes and modification times, so a
+    rebuilt folder reads as new without reading gigabytes. A file (preferences, prompts): its bytes. Anything else
+    (a hub name, a scorer name): the name itself.
     """
     path = Path(ref)
     if path.is_dir():
@@ -54,12 +57,24 @@ def artefact_fingerprint(ref: str | os.PathLike) -> str:
         files = sorted(p for p in path.rglob("*") if p.is_file())
         return _digest([[str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
     if path.is_file():
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()[:16]
+        return _file_digest(path)
     return f"name:{ref}"
+
+
+def content_fingerprint(folder: str | os.PathLike) -> str:
+    """The digest of what ``folder`` holds: each file's name and bytes (``fingerprint.json`` left out), whatever
+    the files' modification times. Written as ``fingerprint.json`` into the folders we save models to."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != FINGERPRINT_FILE)
+    return _digest([[str(p.relative_to(folder)), _file_digest(p)] for p in files])
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
 
 
 def env_identity(env_id: str) -> dict[str, Any]:
