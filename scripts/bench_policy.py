@@ -106,6 +106,9 @@ def on_topic(reply: str, topic_words: set[str]) -> float:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if {"-h", "--help"} & set(args):
+        print(__doc__)
+        sys.exit(0)
     temperatures = [float(t) for t in _pop(args, "--temperatures", "1.0,0.7").split(",")]
     n_contexts = int(_pop(args, "--contexts", "0"))
     policy_dir = _pop(args, "--policy_dir", "")
