@@ -19,7 +19,7 @@ from rlhf.runs.records import RunRecord, finished_run, read_run
 from rlhf.training.dpo import DPOConfig
 from rlhf.training.dqn import DQNConfig, train_dqn
 from rlhf.training.grpo import GRPOConfig
-from rlhf.training.ppo import PPOConfig
+from rlhf.training.ppo import PPOConfig, save_final_policy
 from rlhf.training.qlearning import QLearningConfig, train_q_learning
 from rlhf.training.reward_model import RewardModelConfig
 from rlhf.training.rloo import RLOOConfig
@@ -81,13 +81,13 @@ def _finished(tmp_path, algo, fingerprint):
 
 
 def test_a_saved_policy_is_the_same_input_when_copied_and_a_new_one_when_its_weights_change(tmp_path, tiny_policy):
-    """A policy folder we save keys on its content: ``cp -r artifacts elsewhere`` gives every file a new
+    """A PPO round's policy keys on its content: ``cp -r artifacts elsewhere`` gives every file a new
     modification time, which used to read as a new policy and relabel and retrain every stage after it."""
     import torch
 
     model, tokenizer = load_policy(tiny_policy.path, device="cpu")
-    saved = tmp_path / "policy"
-    save_pretrained_atomically(model, tokenizer, saved)
+    summary = {"steps": 1, "samples": 8, "seconds": 1.0, "before": {}, "after": {}}
+    saved = save_final_policy(tmp_path / "policy", model, tokenizer, PPOConfig(), summary)
     copy = tmp_path / "copy"
     shutil.copytree(saved, copy, copy_function=shutil.copy)
     for file in copy.iterdir():
@@ -96,8 +96,11 @@ def test_a_saved_policy_is_the_same_input_when_copied_and_a_new_one_when_its_wei
 
     with torch.no_grad():
         next(model.parameters()).add_(0.01)
-    save_pretrained_atomically(model, tokenizer, tmp_path / "changed")
+    save_final_policy(tmp_path / "changed", model, tokenizer, PPOConfig(), summary)
     assert artefact_fingerprint(tmp_path / "changed") != artefact_fingerprint(saved)
+    # A reward model's folder holds its stage fingerprint, written last: a saved model has none of its own.
+    save_pretrained_atomically(model, tokenizer, tmp_path / "reward_model")
+    assert not (tmp_path / "reward_model" / FINGERPRINT_FILE).exists()
 
 
 def test_finished_run_is_reused_only_with_its_fingerprint(tmp_path, capsys):

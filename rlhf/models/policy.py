@@ -385,6 +385,7 @@ def build_default_policy(config: PolicyConfig, target: Path) -> PolicyReport:
             "policy_config.json": json.dumps(dataclasses.asdict(config), indent=2),
             "policy_report.json": json.dumps(dataclasses.asdict(report), indent=2),
         },
+        fingerprint_content=True,
     )
     return report
 
@@ -397,13 +398,15 @@ class _no_autocast:
         return False
 
 
-def save_pretrained_atomically(model, tokenizer, target: Path, extra_files: dict[str, str] | None = None) -> None:
+def save_pretrained_atomically(
+    model, tokenizer, target: Path, extra_files: dict[str, str] | None = None, fingerprint_content: bool = False
+) -> None:
     """``save_pretrained`` model and tokenizer (and ``{name: text}`` files) to ``target``, all or nothing.
 
     Written beside the target and renamed, so an interrupted run never leaves a half-written folder
-    that a later run would take for a finished one. Unless ``extra_files`` brings its own, a ``fingerprint.json``
-    holds the folder's content fingerprint: a later stage that reads the folder (the default policy, a PPO round's
-    policy) keys on what it holds, so a copied ``artifacts/`` folder is reused, not trained again.
+    that a later run would take for a finished one. ``fingerprint_content`` adds a ``fingerprint.json`` of what
+    the folder holds (for policies: the default one, a PPO round's), so the stages that read it key on its
+    content and a copied ``artifacts/`` folder is reused, not trained again. A reward model writes its own.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
@@ -412,7 +415,7 @@ def save_pretrained_atomically(model, tokenizer, target: Path, extra_files: dict
         tokenizer.save_pretrained(staging)
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text)
-        if not (staging / FINGERPRINT_FILE).exists():
+        if fingerprint_content:
             (staging / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": content_fingerprint(staging)}))
         if target.exists():
             shutil.rmtree(target)

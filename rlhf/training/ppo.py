@@ -702,7 +702,7 @@ def save_final_policy(target: Path, policy, tokenizer, config: PPOConfig, summar
         f"## Held-out metrics\n\n| metric | before | after |\n|---|---|---|\n{metrics}\n\n"
         f"## Config\n\n```json\n{json.dumps(dataclasses.asdict(config), indent=2, default=str)}\n```\n"
     )
-    save_pretrained_atomically(policy, tokenizer, target, {"README.md": card})
+    save_pretrained_atomically(policy, tokenizer, target, {"README.md": card}, fingerprint_content=True)
     print(f"[ppo] final policy: {target}")
     return target
 
