@@ -14,12 +14,13 @@ over 2 sampled replies to each of the first ``--contexts`` held-out contexts (0:
 distinct-n, the gold ``relevance`` scorer (share of reply content words in the user's turn), the same
 share against the corpus's own reply to that context ("answer overlap"), the share of reply content
 words found in the training dialogues of the context's own corpus file ("on topic": a tech-support
-line to a trivia question scores low), and a few replies. Last, the "context gain" on the first 75 held-out
-and training contexts: how much likelier the corpus's own reply is after its own context than after three other
-contexts (nats a reply; 0 for a policy that ignores what was asked).
+line to a trivia question scores low), and a few replies. Last, the "context gain" on 75 held-out and 75
+training contexts drawn at random: how much likelier the corpus's own reply is after its own context than after
+three others drawn at random (nats a reply; 0 for a policy that ignores what was asked).
 """
 
 import math
+import random
 import sys
 import time
 
@@ -31,6 +32,7 @@ from rlhf.data.chat import render_exchange, render_prompt, words
 from rlhf.data.corpus import corpus_contexts, dialogue_ids, load_dialogues, split_dialogues
 from rlhf.models.policy import (
     PolicyConfig,
+    context_window,
     encode_dialogues,
     ensure_policy,
     generate_replies,
@@ -55,7 +57,7 @@ def _pop(args: list[str], flag: str, default: str) -> str:
 
 def word_perplexity(model, tokenizer, dialogues) -> tuple[float, float, int]:
     """(token perplexity, word perplexity, words) of ``model`` on ``dialogues``, each cut to the context window."""
-    ids = encode_dialogues(tokenizer, dialogues, model.config.n_positions)
+    ids = encode_dialogues(tokenizer, dialogues, context_window(model))
     token_ppl = perplexity(model, ids, tokenizer.pad_token_id)
     tokens = sum(len(s) - 1 for s in ids)
     # Count the words of the predicted text only (after the leading eos, up to any cut; the closing eos
@@ -65,28 +67,35 @@ def word_perplexity(model, tokenizer, dialogues) -> tuple[float, float, int]:
 
 
 @torch.no_grad()
-def context_gain(model, tokenizer, contexts, others: int = 3) -> tuple[float, float, int]:
-    """(mean nats a reply, share of replies, pairs measured): how much likelier each context's corpus reply is
-    after its own context than after the next ``others`` contexts. Pairs longer than the window are skipped."""
+def context_gain(model, tokenizer, contexts, others: int = 3, seed: int = 0) -> tuple[float, float, float, int]:
+    """(mean gain in nats a reply, share of replies with a gain, mean NLL of a reply after its own context, pairs
+    measured): how much likelier each context's corpus reply is after its own context than after ``others`` other
+    contexts drawn at random. Pairs longer than the window are skipped."""
     model.eval()
     device = next(model.parameters()).device
+    window = context_window(model) or 1024
+    rng = random.Random(seed)
 
     def reply_nll(turns, reply):
         prompt = tokenizer(render_prompt(turns), add_special_tokens=False)["input_ids"]
         ids = tokenizer(render_exchange(turns, reply), add_special_tokens=False)["input_ids"]
-        if len(ids) > model.config.n_positions:
+        if len(ids) > window:
             return None
         logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, :-1].float()
         logp = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:], device=device)[:, None])[:, 0]
         return -logp[len(prompt) - 1 :].sum().item()
 
-    gains = []
+    gains, owns = [], []
     for i, c in enumerate(contexts):
         own = reply_nll(c.turns, c.continuation)
-        after = [reply_nll(contexts[(i + k) % len(contexts)].turns, c.continuation) for k in range(1, others + 1)]
+        drawn = rng.sample([j for j in range(len(contexts)) if j != i], others)
+        after = [reply_nll(contexts[j].turns, c.continuation) for j in drawn]
         if own is not None and None not in after:
             gains.append(sum(after) / others - own)
-    return float(np.mean(gains)), float(np.mean([g > 0 for g in gains])), len(gains)
+            owns.append(own)
+    if not gains:
+        return math.nan, math.nan, math.nan, 0
+    return float(np.mean(gains)), float(np.mean([g > 0 for g in gains])), float(np.mean(owns)), len(gains)
 
 
 def topic_vocabularies(train: list[int]) -> dict[str, set[str]]:
@@ -163,7 +172,12 @@ if __name__ == "__main__":
         for context, reply in list(zip(contexts, replies, strict=True))[:16:2]:
             print(f"    User: {context[-1]}\n    Bot:  {reply}")
     for side in ("heldout", "train"):
-        with_reply = [c for c in corpus_contexts(side, config.heldout_fraction, config.seed) if c.continuation][:75]
-        gain, share, n = context_gain(model, tokenizer, with_reply)
-        print(f"context gain, {side} contexts: {gain:.2f} nats a reply, own context likelier for {share:.0%} of {n}")
+        with_reply = [c for c in corpus_contexts(side, config.heldout_fraction, config.seed) if c.continuation]
+        random.Random(0).shuffle(with_reply)  # the corpus lists its files one after another: 75 across topics
+        with_reply = with_reply[:75]
+        gain, share, own, n = context_gain(model, tokenizer, with_reply)
+        print(
+            f"context gain, {side} contexts: {gain:.2f} nats a reply (of {own:.1f} after its own context), "
+            f"own context likelier for {share:.0%} of {n}"
+        )
     print(f"total {time.time() - started:.0f}s")

@@ -91,8 +91,11 @@ def test_a_saved_policy_is_the_same_input_when_copied_and_a_new_one_when_its_wei
     copy = tmp_path / "copy"
     shutil.copytree(saved, copy, copy_function=shutil.copy)
     for file in copy.iterdir():
-        os.utime(file, ns=(10**18, 10**18))  # a later time than any real save, so the copy's times surely differ
+        os.utime(file, ns=(10**18, 10**18))  # 2001: the copy's times surely differ from the save's
     assert artefact_fingerprint(copy) == artefact_fingerprint(saved)
+    # Edited in place (another tool saving into the folder, a swapped file): a new input, not the stored digest.
+    (copy / "generation_config.json").write_text((copy / "generation_config.json").read_text() + "\n")
+    assert artefact_fingerprint(copy) != artefact_fingerprint(saved)
 
     with torch.no_grad():
         next(model.parameters()).add_(0.01)

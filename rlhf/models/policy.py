@@ -37,7 +37,7 @@ from rlhf.data.corpus import (
     pretraining_extra,
     split_dialogues,
 )
-from rlhf.runs.fingerprint import FINGERPRINT_FILE, content_fingerprint
+from rlhf.runs.fingerprint import FINGERPRINT_FILE, content_record
 
 DEFAULT_POLICY = "default"
 EOS = "<|endoftext|>"
@@ -408,6 +408,8 @@ def save_pretrained_atomically(
     the folder holds (for policies: the default one, a PPO round's), so the stages that read it key on its
     content and a copied ``artifacts/`` folder is reused, not trained again. A reward model writes its own.
     """
+    if fingerprint_content and FINGERPRINT_FILE in (extra_files or {}):
+        raise ValueError(f"{FINGERPRINT_FILE} given in extra_files and asked for from the content: pick one")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
     try:
@@ -416,7 +418,7 @@ def save_pretrained_atomically(
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text)
         if fingerprint_content:
-            (staging / FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": content_fingerprint(staging)}))
+            (staging / FINGERPRINT_FILE).write_text(json.dumps(content_record(staging)))  # the rename keeps times
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

@@ -43,30 +43,46 @@ def _plain(value: Any) -> Any:
 def artefact_fingerprint(ref: str | os.PathLike) -> str:
     """The fingerprint of an input named by ``ref``.
 
-    A folder with a ``fingerprint.json`` (written by what made it: a reward model's stage fingerprint, or the
-    :func:`content_fingerprint` of a policy we saved): the one stored there, so a copy reads as the same input. Any
-    other folder (a policy from elsewhere, a dataset): its files' names, sizes and modification times, so a
+    A folder with a ``fingerprint.json`` (written by what made it): a reward model's stage fingerprint as stored; a
+    saved policy's :func:`content_record` as stored while its files are as saved, else its content hashed again,
+    so a copy (new modification times, same bytes) reads as the same input and a folder edited in place as a new
+    one. Any other folder (a policy from elsewhere, a dataset): its files' names, sizes and modification times, so a
     rebuilt folder reads as new without reading gigabytes. A file (preferences, prompts): its bytes. Anything else
     (a hub name, a scorer name): the name itself.
     """
     path = Path(ref)
     if path.is_dir():
         stored = path / FINGERPRINT_FILE
-        if stored.is_file():
-            return json.loads(stored.read_text())["fingerprint"]
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        return _digest([[str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+        if not stored.is_file():
+            return _stat_digest(path)
+        record = json.loads(stored.read_text())
+        if "files" in record and record["files"] != _stat_digest(path):
+            return content_fingerprint(path)
+        return record["fingerprint"]
     if path.is_file():
         return _file_digest(path)
     return f"name:{ref}"
 
 
+def content_record(folder: str | os.PathLike) -> dict[str, str]:
+    """``fingerprint.json`` for a policy folder we save: its :func:`content_fingerprint`, and its files' names,
+    sizes and modification times when that was taken (see :func:`artefact_fingerprint`)."""
+    return {"fingerprint": content_fingerprint(folder), "files": _stat_digest(Path(folder))}
+
+
 def content_fingerprint(folder: str | os.PathLike) -> str:
     """The digest of what ``folder`` holds: each file's name and bytes (``fingerprint.json`` left out), whatever
-    the files' modification times. Written as ``fingerprint.json`` into the folders we save models to."""
+    the files' modification times."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != FINGERPRINT_FILE)
-    return _digest([[str(p.relative_to(folder)), _file_digest(p)] for p in files])
+    return _digest([[str(p.relative_to(folder)), _file_digest(p)] for p in _files(folder)])
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != FINGERPRINT_FILE)
+
+
+def _stat_digest(folder: Path) -> str:
+    return _digest([[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in _files(folder)])
 
 
 def _file_digest(path: Path) -> str:
