@@ -1,6 +1,8 @@
 import json
 import os
 import random
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,6 +26,7 @@ from rlhf.models.policy import (
     spelling_escapes,
     train_tokenizer,
 )
+from rlhf.runs.fingerprint import FINGERPRINT_FILE, artefact_fingerprint
 
 
 def test_tiny_policy_beats_a_unigram_model(tiny_policy):
@@ -41,6 +44,20 @@ def test_second_call_reuses_the_cache(tiny_policy, tiny_policy_config):
     assert os.path.getmtime(weights) == before
     with open(os.path.join(tiny_policy.path, "policy_report.json")) as f:
         assert json.load(f)["reused"] is False
+
+
+def test_a_built_policy_is_keyed_on_its_content_so_a_copy_is_the_same_input(tmp_path):
+    """The built default policy writes its content fingerprint (later stages key labels and runs on it), so a
+    copied cache (``cp -r``: new modification times) is not relabelled and retrained. A one-epoch micro build."""
+    config = PolicyConfig(cache_dir=str(tmp_path / "cache"), tokenizer="bpe", vocab_size=300, n_layer=1, n_head=1,
+                          n_embd=16, epochs=1, batch_size=32, pretrain_alice=False, device="cpu")  # fmt: skip
+    built = Path(ensure_policy(config).path)
+    assert (built / FINGERPRINT_FILE).is_file()
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy, copy_function=shutil.copy)
+    for file in copy.iterdir():
+        os.utime(file, ns=(10**18, 10**18))
+    assert artefact_fingerprint(copy) == artefact_fingerprint(built)
 
 
 def test_cache_key_changes_with_the_architecture(tiny_policy_config):
