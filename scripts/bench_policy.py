@@ -41,6 +41,7 @@ from rlhf.models.policy import (
 )
 from rlhf.rewards.gold import _STOPWORDS, relevance
 from rlhf.runs.evaluation import corpus_vocabulary, distinct_n, word_rate
+from rlhf.training.policy_eval import token_logprobs
 
 # Round 1's default (RECIPE_VERSION 1-2): what "held-out perplexity no worse" compares against.
 RECIPES = {"round1": ["--tokenizer", "bpe", "--vocab_size", "2048", "--epochs", "6", "--max_repeats", "0"]}
@@ -81,8 +82,8 @@ def context_gain(model, tokenizer, contexts, others: int = 3, seed: int = 0) -> 
         ids = tokenizer(render_exchange(turns, reply), add_special_tokens=False)["input_ids"]
         if len(ids) > window:
             return None
-        logits = model(input_ids=torch.tensor([ids], device=device)).logits[0, :-1].float()
-        logp = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:], device=device)[:, None])[:, 0]
+        batch = torch.tensor([ids], device=device)
+        logp = token_logprobs(model, batch, torch.ones_like(batch), temperature=1.0)[0]
         return -logp[len(prompt) - 1 :].sum().item()
 
     gains, owns = [], []

@@ -49,7 +49,7 @@ def evaluation_contexts(env, n: int, label: str = "eval") -> list[tuple[str, ...
     return [turns_of(c) for c in contexts]
 
 
-def _token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor, temperature: float) -> torch.Tensor:
+def token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor, temperature: float) -> torch.Tensor:
     """log p(token_t | tokens_<t) at ``temperature`` of every token after the first, shape ``(B, T-1)``."""
     position_ids = (attention.cumsum(1) - attention).clamp(min=0)
     logits = model(input_ids=ids, attention_mask=attention, position_ids=position_ids).logits[:, :-1].float()
@@ -73,12 +73,12 @@ def sequence_kl(policy, ref, query_responses: torch.Tensor, context_length: int,
         responses = ids[:, context_length:]
         reply = torch.arange(responses.shape[1], device=device) < first_pad(responses, pad_token_id)[:, None]
         inputs = ids.masked_fill(~attention.bool(), 0)
-        own = _token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
+        own = token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
         if ref is None:
             with policy.disable_adapter():
-                base = _token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
+                base = token_logprobs(policy, inputs, attention, temperature)[:, context_length - 1 :]
         else:
-            base = _token_logprobs(ref, inputs, attention, temperature)[:, context_length - 1 :]
+            base = token_logprobs(ref, inputs, attention, temperature)[:, context_length - 1 :]
         sums.append(((own - base) * reply).sum(-1).cpu())
     return float(torch.cat(sums).mean()) if sums else 0.0
 
